@@ -1,0 +1,225 @@
+package metrics
+
+import (
+	"encoding/json"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nearcache/nearcache/node"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+const dashboardPath = "dashboards/nearcache.json"
+
+// exported returns the names of the metric families this package exports
+// with default Config, each mapped to whether it is a histogram, gathered after Attach with one group and one observation
+// per histogram (a HistogramVec without children exports nothing).
+func exported(t *testing.T) map[string]bool {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	m := New(reg)
+	m.Attach(func() node.Stats {
+		return node.Stats{Groups: []node.GroupStats{{Name: "g"}}}
+	})
+	defer m.Detach()
+	m.ObserveLoad("g", time.Millisecond, nil)
+	m.ObservePropagation("g", time.Millisecond)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("Gather: %v", err)
+	}
+	out := map[string]bool{} // name -> is a histogram
+	for _, mf := range mfs {
+		out[mf.GetName()] = mf.GetType().String() == "HISTOGRAM"
+	}
+	return out
+}
+
+var metricNameRE = regexp.MustCompile(`nearcache_[a-z_]+`)
+
+// unknownMetrics returns, sorted and deduplicated, the nearcache_ names used
+// in exprs that are not exported: a name is known if exported as is, or if
+// it is a histogram's name plus _bucket, _sum or _count.
+func unknownMetrics(exprs []string, known map[string]bool) []string {
+	var bad []string
+	for _, e := range exprs {
+		for _, name := range metricNameRE.FindAllString(e, -1) {
+			if _, ok := known[name]; ok {
+				continue
+			}
+			isSeries := false
+			for _, suf := range []string{"_bucket", "_sum", "_count"} {
+				if base, ok := strings.CutSuffix(name, suf); ok && known[base] {
+					isSeries = true
+				}
+			}
+			if !isSeries {
+				bad = append(bad, name)
+			}
+		}
+	}
+	slices.Sort(bad)
+	return slices.Compact(bad)
+}
+
+// dashboardExprs returns every PromQL string in the dashboard: panel target
+// "expr" fields at any depth, and template variable "definition"s.
+func dashboardExprs(t *testing.T, raw []byte) []string {
+	t.Helper()
+	var doc any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatalf("%s is not valid JSON: %v", dashboardPath, err)
+	}
+	var out []string
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				if s, ok := x.(string); ok && (k == "expr" || k == "definition") {
+					out = append(out, s)
+				}
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		}
+	}
+	walk(doc)
+	return out
+}
+
+func TestUnknownMetrics(t *testing.T) {
+	known := exported(t)
+	tests := []struct {
+		name string
+		expr string
+		want []string
+	}{
+		{"counter", `sum by (group) (rate(nearcache_gets_total{result="hit"}[5m]))`, nil},
+		{"gauge", `nearcache_members`, nil},
+		{"histogram bucket", `histogram_quantile(0.99, sum by (le) (rate(nearcache_load_duration_seconds_bucket[5m])))`, nil},
+		{"histogram count", `rate(nearcache_propagation_delay_seconds_count[5m])`, nil},
+		{"bogus metric", `rate(nearcache_bogus_total[5m])`, []string{"nearcache_bogus_total"}},
+		{"typo", `nearcache_get_total / nearcache_gets_total`, []string{"nearcache_get_total"}},
+		{"suffix on a counter", `nearcache_gets_total_bucket`, []string{"nearcache_gets_total_bucket"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := unknownMetrics([]string{tt.expr}, known); !slices.Equal(got, tt.want) {
+				t.Errorf("unknownMetrics(%q) = %q, want %q", tt.expr, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestDashboardUsesExportedMetrics fails if the dashboard queries a metric
+// this package does not export (a rename, a typo, a removed metric).
+func TestDashboardUsesExportedMetrics(t *testing.T) {
+	raw, err := os.ReadFile(dashboardPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exprs := dashboardExprs(t, raw)
+	if len(exprs) < 20 {
+		t.Fatalf("found only %d expressions in %s; is the walk broken?", len(exprs), dashboardPath)
+	}
+	known := exported(t)
+	if bad := unknownMetrics(exprs, known); len(bad) > 0 {
+		t.Errorf("%s queries metrics this package does not export: %q", dashboardPath, bad)
+	}
+	// And the other way: a new metric should get a panel.
+	used := map[string]bool{}
+	for _, e := range exprs {
+		for _, name := range metricNameRE.FindAllString(e, -1) {
+			for _, suf := range []string{"_bucket", "_sum", "_count"} {
+				if base, ok := strings.CutSuffix(name, suf); ok && known[base] {
+					name = base
+				}
+			}
+			used[name] = true
+		}
+	}
+	for name := range known {
+		if !used[name] {
+			t.Errorf("metric %s is exported but no dashboard panel shows it", name)
+		}
+	}
+}
+
+// TestDashboardImportable checks what Grafana needs to import the file as is.
+func TestDashboardImportable(t *testing.T) {
+	raw, err := os.ReadFile(dashboardPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Inputs []struct {
+			Name     string `json:"name"`
+			Type     string `json:"type"`
+			PluginID string `json:"pluginId"`
+		} `json:"__inputs"`
+		SchemaVersion int    `json:"schemaVersion"`
+		UID           string `json:"uid"`
+		Title         string `json:"title"`
+		Templating    struct {
+			List []struct{ Name, Type string } `json:"list"`
+		} `json:"templating"`
+		Panels []struct {
+			ID         int    `json:"id"`
+			Type       string `json:"type"`
+			Title      string `json:"title"`
+			Datasource *struct {
+				Type string `json:"type"`
+				UID  string `json:"uid"`
+			} `json:"datasource"`
+			GridPos struct{ H, W, X, Y int } `json:"gridPos"`
+			Targets []struct {
+				Expr  string `json:"expr"`
+				RefID string `json:"refId"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(raw, &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.SchemaVersion < 36 || d.UID == "" || d.Title == "" {
+		t.Errorf("schemaVersion %d, uid %q, title %q: want >= 36 and both set", d.SchemaVersion, d.UID, d.Title)
+	}
+	if len(d.Inputs) != 1 || d.Inputs[0].Name != "DS_PROMETHEUS" || d.Inputs[0].PluginID != "prometheus" {
+		t.Errorf("__inputs = %+v, want one DS_PROMETHEUS prometheus datasource", d.Inputs)
+	}
+	if len(d.Templating.List) == 0 || d.Templating.List[0].Name != "datasource" || d.Templating.List[0].Type != "datasource" {
+		t.Errorf("first template variable = %+v, want the datasource variable", d.Templating.List)
+	}
+	ids := map[int]bool{}
+	for _, p := range d.Panels {
+		if ids[p.ID] {
+			t.Errorf("panel id %d used twice", p.ID)
+		}
+		ids[p.ID] = true
+		if p.GridPos.X+p.GridPos.W > 24 || p.GridPos.W <= 0 || p.GridPos.H <= 0 {
+			t.Errorf("panel %q: gridPos %+v outside the 24-column grid", p.Title, p.GridPos)
+		}
+		if p.Type == "row" {
+			continue
+		}
+		if p.Datasource == nil || p.Datasource.UID != "${datasource}" {
+			t.Errorf("panel %q: datasource %+v, want uid ${datasource}", p.Title, p.Datasource)
+		}
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q has no targets", p.Title)
+		}
+		for _, tg := range p.Targets {
+			if tg.Expr == "" || tg.RefID == "" {
+				t.Errorf("panel %q: target %+v lacks expr or refId", p.Title, tg)
+			}
+		}
+	}
+}
