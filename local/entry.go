@@ -1,0 +1,67 @@
+package local
+
+import (
+	"fmt"
+	"time"
+)
+
+// Entry is one cached value with its version and timing. A *Entry returned by
+// [Cache.Get] is shared with other readers: treat it as read-only.
+type Entry[V any] struct {
+	// Filled by Set; the caller's values are ignored. First, so that Get's
+	// checks read one cache line.
+	key    string     // guards against 64-bit hash collisions (ristretto is keyed by our hash)
+	gen    uint64     // cache generation at Set; Purge moves the generation on
+	epoch  uint64     // floor-bucket epoch seen when last validated; accessed atomically
+	tags   *entryTags // nil = untagged
+	bucket uint32     // floor bucket index
+
+	Value    V
+	Version  uint64
+	StoredAt int64         // unix nanos (wall) when Set accepted it; filled by Set
+	ExpireAt int64         // unix nanos of the jittered expiry; 0 = never; filled by Set
+	LoadTime time.Duration // how long the fill took (for early refresh); given by the caller
+}
+
+// entryTags are the tag versions a fill captured before its load started.
+type entryTags struct {
+	captured []TagVersion
+	epoch    uint64 // tag epoch seen when last validated; accessed atomically
+}
+
+// TagVersion is a tag and the version of it a fill observed before loading.
+type TagVersion struct {
+	Tag     string
+	Version uint64
+}
+
+// SetResult says what [Cache.Set] did with an entry.
+type SetResult int
+
+const (
+	Stored     SetResult = iota // handed to ristretto (it may still drop it under admission; Wait to apply)
+	Stale                       // e.Version < the key's exact floor, or a captured tag version < the tag's current one
+	Fenced                      // below a coarse bucket floor only (exact floor was folded away): value may be current, not cached
+	Superseded                  // a cached entry with a higher version exists
+	Dropped                     // ristretto refused it (buffer full)
+	Closed                      // the cache is closed
+	numSetResults
+)
+
+func (r SetResult) String() string {
+	switch r {
+	case Stored:
+		return "Stored"
+	case Stale:
+		return "Stale"
+	case Fenced:
+		return "Fenced"
+	case Superseded:
+		return "Superseded"
+	case Dropped:
+		return "Dropped"
+	case Closed:
+		return "Closed"
+	}
+	return fmt.Sprintf("SetResult(%d)", int(r))
+}
