@@ -1,0 +1,168 @@
+package gossip
+
+import (
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Profile picks memberlist's base timing.
+type Profile int
+
+const (
+	LAN   Profile = iota // memberlist.DefaultLANConfig
+	Local                // memberlist.DefaultLocalConfig: tight timeouts, for tests on loopback
+)
+
+// Config configures a Cluster. Zero fields mean the default in their comment.
+type Config struct {
+	Name          string   // required; unique in the cluster; <= MaxNameLen bytes
+	BindAddr      string   // "" = "0.0.0.0"
+	BindPort      int      // 0 = any free port (see Cluster.LocalAddr)
+	AdvertiseAddr string   // "" = memberlist's choice (the bind address, or a private IP when bound to 0.0.0.0)
+	AdvertisePort int      // 0 = the bound port
+	Join          []string // seeds "host:port"; DNS names re-resolved on every attempt; empty = start alone
+	SecretKey     []byte   // nil = plaintext; 16, 24 or 32 bytes = AES-GCM gossip encryption, unencrypted peers refused
+	Meta          []byte   // node metadata, <= 512 bytes (memberlist MetaMaxSize)
+	Profile       Profile  // LAN (default) or Local
+
+	GossipInterval        time.Duration // 0 = the profile's (200ms LAN, 100ms Local)
+	PushPullInterval      time.Duration // 0 = 10s (LAN) / 2s (Local)
+	ProbeInterval         time.Duration // 0 = the profile's (1s)
+	HeartbeatInterval     time.Duration // 0 = 250ms: each node sends every alive peer its (incarnation, last seq)
+	RejoinInterval        time.Duration // 0 = 2s: when a seed is not a member, Join the seeds again
+	RecentLog             int           // invalidations kept for repair and anti-entropy (all origins); 0 = 16384
+	FailedMemberRetention time.Duration // 0 = 10m: a failed (not left) member counts in Health.ExpectedPeers this long
+
+	Transport Transport    // nil = real UDP/TCP sockets
+	Handler   Handler      // required
+	Logger    *slog.Logger // nil = discard (memberlist's own log goes through it too)
+}
+
+// DefaultConfig returns a Config for LAN clusters; set Name and Handler.
+func DefaultConfig() Config { return Config{Profile: LAN} }
+
+// DefaultLocalConfig returns a Config with tight timeouts for loopback tests.
+func DefaultLocalConfig() Config { return Config{Profile: Local} }
+
+// Fixed tunables of the reliability layer.
+const (
+	repairTick        = 20 * time.Millisecond  // repair loop period
+	repairGrace       = 40 * time.Millisecond  // a gap younger than this may still be reordering
+	repairTimeout     = 200 * time.Millisecond // ask the next peer after this
+	maxRepairAttempts = 3                      // answers without the data before giving up
+	ackResend         = 20 * time.Millisecond  // PublishAcked resend period
+	maxQueued         = 4096                   // gossip retransmission queue bound
+	stateBudget       = 32 << 10               // bytes of recent log in a push/pull state
+	maxRepairSeqs     = 4096                   // seqs asked or answered in one repair exchange
+)
+
+func (c *Config) validate() error {
+	switch {
+	case c.Name == "":
+		return errors.New("gossip: Name is required")
+	case len(c.Name) > MaxNameLen:
+		return fmt.Errorf("gossip: Name must be at most %d bytes", MaxNameLen)
+	case c.Handler == nil:
+		return errors.New("gossip: Handler is required")
+	case c.BindPort < 0 || c.BindPort > 65535:
+		return errors.New("gossip: BindPort must be between 0 and 65535")
+	case c.AdvertisePort < 0 || c.AdvertisePort > 65535:
+		return errors.New("gossip: AdvertisePort must be between 0 and 65535")
+	case c.SecretKey != nil && len(c.SecretKey) != 16 && len(c.SecretKey) != 24 && len(c.SecretKey) != 32:
+		return errors.New("gossip: SecretKey must be 16, 24 or 32 bytes")
+	case len(c.Meta) > memberlist.MetaMaxSize:
+		return fmt.Errorf("gossip: Meta must be at most %d bytes", memberlist.MetaMaxSize)
+	case c.Profile != LAN && c.Profile != Local:
+		return errors.New("gossip: Profile must be LAN or Local")
+	case c.GossipInterval < 0 || c.PushPullInterval < 0 || c.ProbeInterval < 0 ||
+		c.HeartbeatInterval < 0 || c.RejoinInterval < 0 || c.FailedMemberRetention < 0:
+		return errors.New("gossip: intervals must not be negative")
+	case c.RecentLog < 0:
+		return errors.New("gossip: RecentLog must not be negative")
+	}
+	return nil
+}
+
+// withDefaults returns a copy with defaults filled in.
+func (c Config) withDefaults() Config {
+	if c.BindAddr == "" {
+		c.BindAddr = "0.0.0.0"
+	}
+	if c.PushPullInterval == 0 {
+		c.PushPullInterval = 10 * time.Second
+		if c.Profile == Local {
+			c.PushPullInterval = 2 * time.Second
+		}
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = 250 * time.Millisecond
+	}
+	if c.RejoinInterval == 0 {
+		c.RejoinInterval = 2 * time.Second
+	}
+	if c.RecentLog == 0 {
+		c.RecentLog = 16384
+	}
+	if c.FailedMemberRetention == 0 {
+		c.FailedMemberRetention = 10 * time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	c.Join = append([]string(nil), c.Join...)
+	c.Meta = append([]byte(nil), c.Meta...)
+	return c
+}
+
+// memberlistConfig builds memberlist's config; delegates are set by Start.
+func (c *Config) memberlistConfig() (*memberlist.Config, error) {
+	var mc *memberlist.Config
+	if c.Profile == Local {
+		mc = memberlist.DefaultLocalConfig()
+		mc.DeadNodeReclaimTime = time.Second
+	} else {
+		mc = memberlist.DefaultLANConfig()
+		mc.DeadNodeReclaimTime = 10 * time.Second
+	}
+	// Compression (LZW per packet) costs latency on our small messages and
+	// makes packet sizes unpredictable; the budget assumes none.
+	mc.EnableCompression = false
+	mc.Name = c.Name
+	mc.BindAddr = c.BindAddr
+	mc.BindPort = c.BindPort
+	mc.AdvertiseAddr = c.AdvertiseAddr
+	mc.AdvertisePort = c.AdvertisePort
+	if mc.AdvertisePort == 0 {
+		mc.AdvertisePort = c.BindPort // 0 too when BindPort is: memberlist then uses the bound port
+	}
+	mc.PushPullInterval = c.PushPullInterval
+	if c.GossipInterval > 0 {
+		mc.GossipInterval = c.GossipInterval
+	}
+	if c.ProbeInterval > 0 {
+		mc.ProbeInterval = c.ProbeInterval
+		if mc.ProbeTimeout > c.ProbeInterval {
+			mc.ProbeTimeout = c.ProbeInterval
+		}
+	}
+	if c.SecretKey != nil {
+		kr, err := memberlist.NewKeyring(nil, c.SecretKey)
+		if err != nil {
+			return nil, fmt.Errorf("gossip: keyring: %w", err)
+		}
+		mc.Keyring = kr
+		mc.GossipVerifyIncoming = true
+		mc.GossipVerifyOutgoing = true
+	}
+	if c.Transport != nil {
+		mc.Transport = c.Transport
+	}
+	mc.Logger = log.New(&logWriter{l: c.Logger}, "", 0)
+	mc.LogOutput = nil
+	return mc, nil
+}

@@ -1,0 +1,226 @@
+package gossip
+
+import (
+	"bytes"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// delegate implements memberlist.Delegate and memberlist.EventDelegate.
+// Nothing here blocks: TCP sends go to goroutines, deliveries to the
+// dispatcher.
+type delegate struct{ c *Cluster }
+
+var (
+	_ memberlist.Delegate      = (*delegate)(nil)
+	_ memberlist.EventDelegate = (*delegate)(nil)
+)
+
+func (d *delegate) NodeMeta(limit int) []byte {
+	if len(d.c.cfg.Meta) > limit {
+		return nil
+	}
+	return d.c.cfg.Meta
+}
+
+func (d *delegate) NotifyMsg(b []byte) { d.c.handleMessage(bytes.Clone(b)) }
+
+func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
+	return d.c.bq.GetBroadcasts(overhead, limit)
+}
+
+func (d *delegate) LocalState(join bool) []byte { return d.c.localState() }
+
+func (d *delegate) MergeRemoteState(buf []byte, join bool) { d.c.mergeState(bytes.Clone(buf)) }
+
+func (d *delegate) NotifyJoin(n *memberlist.Node)   { d.c.memberEvent(n, true) }
+func (d *delegate) NotifyUpdate(n *memberlist.Node) { d.c.memberEvent(n, true) }
+func (d *delegate) NotifyLeave(n *memberlist.Node)  { d.c.memberEvent(n, false) }
+
+// memberEvent runs with memberlist's node lock held: it must not call
+// memberlist.
+func (c *Cluster) memberEvent(n *memberlist.Node, alive bool) {
+	now := time.Now()
+	c.mu.Lock()
+	if n.Name == c.cfg.Name {
+		if alive {
+			c.self = copyNode(n)
+		}
+		c.mu.Unlock()
+		return
+	}
+	p := c.peers[n.Name]
+	if p == nil {
+		p = &peer{}
+		c.peers[n.Name] = p
+	}
+	p.node = copyNode(n)
+	switch {
+	case alive && p.state != "alive":
+		p.state, p.since, p.lastHeard = "alive", now, now
+		c.everPeer = true
+	case !alive:
+		p.state, p.since = "dead", now
+		if n.State == memberlist.StateLeft {
+			p.state = "left"
+			for w := range c.waiters {
+				w.dropLocked(n.Name)
+			}
+		}
+	}
+	alivePeers := 0
+	for _, p := range c.peers {
+		if p.state == "alive" {
+			alivePeers++
+		}
+	}
+	if alivePeers == 0 {
+		c.synced = false
+	}
+	c.numNodes.Store(int64(alivePeers + 1))
+	c.mu.Unlock()
+	c.disp.membersChanged()
+	if alive {
+		// Tell the (new) peer where our stream is now, not in up to
+		// HeartbeatInterval: it anchors its tracking of us.
+		select {
+		case c.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// handleMessage handles one user message (packet or stream). b is ours.
+func (c *Cluster) handleMessage(b []byte) {
+	c.st.msgRecv.Add(1)
+	m, err := decodeMessage(b)
+	if err != nil {
+		c.st.decodeErrs.Add(1)
+		c.cfg.Logger.Debug("gossip: dropping malformed message", "err", err)
+		return
+	}
+	switch m := m.(type) {
+	case *batchMsg:
+		fresh := c.receiveLog(&m.Log, true)
+		c.disp.deliver(fresh)
+		if m.Flags&flagAck != 0 && len(m.Log.Entries) > 0 {
+			ack := &ackMsg{From: c.cfg.Name, Incarnation: m.Log.Incarnation,
+				First: m.Log.Entries[0].Seq, Last: m.Log.Entries[len(m.Log.Entries)-1].Seq}
+			c.disp.ack(m.Log.Origin, ack.encode())
+		}
+	case *heartbeatMsg:
+		c.receiveHeartbeat(m)
+	case *ackMsg:
+		c.receiveAck(m)
+	case *repairReqMsg:
+		c.answerRepair(m)
+	case *repairRespMsg:
+		c.receiveRepair(m)
+	default:
+		c.st.decodeErrs.Add(1)
+	}
+}
+
+// streamForLocked returns the stream of (origin, inc), creating it on first
+// contact or for a new incarnation of a known origin. It returns nil for an
+// older incarnation no longer tracked.
+//
+// Where tracking starts: a new incarnation of a known origin, or an origin
+// that started after this node (inc is its start time; clocks are assumed
+// roughly in sync), is tracked from seq 1: everything it published may
+// concern what this node cached. An origin that started before this node
+// is tracked from first contact (base; nothing is owed from before). First
+// contact is normally the join's state exchange or a heartbeat, which each
+// node sends a new peer at once.
+func (c *Cluster) streamForLocked(origin string, inc, base uint64) *stream {
+	s := c.findStreamLocked(origin, inc, base)
+	if s != nil {
+		s.touched = time.Now()
+	}
+	return s
+}
+
+func (c *Cluster) findStreamLocked(origin string, inc, base uint64) *stream {
+	k := streamKey{origin, inc}
+	cur, ok := c.current[origin]
+	switch {
+	case !ok:
+		c.current[origin] = inc
+		if inc > c.inc {
+			base = 0
+		}
+		s := newStream(base)
+		c.streams[k] = s
+		return s
+	case inc > cur:
+		c.current[origin] = inc
+		if old := c.streams[streamKey{origin, cur}]; old != nil && old.missing() == 0 {
+			delete(c.streams, streamKey{origin, cur})
+		}
+		s := newStream(0)
+		c.streams[k] = s
+		return s
+	case inc == cur:
+		s := c.streams[k]
+		if s == nil {
+			s = newStream(base)
+			c.streams[k] = s
+		}
+		return s
+	}
+	return c.streams[k]
+}
+
+// receiveLog records l's entries and returns the ones seen for the first
+// time. fromOrigin: l came from its origin (freshness).
+func (c *Cluster) receiveLog(l *originLog, fromOrigin bool) []Invalidation {
+	if l.Origin == c.cfg.Name || len(l.Entries) == 0 {
+		return nil
+	}
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if fromOrigin {
+		if p := c.peers[l.Origin]; p != nil && p.state == "alive" {
+			p.lastHeard = now
+		}
+	}
+	s := c.streamForLocked(l.Origin, l.Incarnation, l.Entries[0].Seq-1)
+	if s == nil {
+		c.st.dups.Add(uint64(len(l.Entries)))
+		return nil
+	}
+	var fresh []Invalidation
+	for _, e := range l.Entries {
+		ok, repaired, gaps := s.receive(e.Seq)
+		if !ok {
+			c.st.dups.Add(1)
+			continue
+		}
+		if repaired {
+			c.st.repaired.Add(1)
+		}
+		c.st.gaps.Add(gaps)
+		c.log.add(l.Incarnation, e)
+		fresh = append(fresh, e)
+	}
+	c.st.received.Add(uint64(len(fresh)))
+	return fresh
+}
+
+func (c *Cluster) receiveHeartbeat(m *heartbeatMsg) {
+	c.st.hbRecv.Add(1)
+	if m.From == c.cfg.Name {
+		return
+	}
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p := c.peers[m.From]; p != nil && p.state == "alive" {
+		p.lastHeard = now
+	}
+	if s := c.streamForLocked(m.From, m.Incarnation, m.LastSeq); s != nil {
+		c.st.gaps.Add(s.note(m.LastSeq))
+	}
+}
