@@ -1,0 +1,150 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nearcache/nearcache/gossip"
+)
+
+// DegradedMode says what reads do while the node does not trust its cache
+// (it has not heard the cluster within MaxStaleness, G5).
+type DegradedMode int
+
+const (
+	// DegradedReadThrough serves every read from the loader (coalesced per
+	// key), without caching. The safe default: correct, and slower.
+	DegradedReadThrough DegradedMode = iota
+	// DegradedFail fails reads with [ErrDegraded].
+	DegradedFail
+)
+
+// Config configures a [Node]. The zero value of a field means its default,
+// written beside it. Start copies the Config; later changes have no effect.
+type Config struct {
+	// Name is unique in the cluster; required. A node restarted with the same
+	// name is recognised as a new incarnation of it.
+	Name string
+
+	// Standalone runs a single node with no gossip: nothing listens, no peer is
+	// ever heard, and every invalidation is local. Cluster fields are ignored.
+	Standalone bool
+
+	BindAddr      string   // gossip bind address; "" = "0.0.0.0"
+	BindPort      int      // gossip port; 0 = any free port (see Node.Addr)
+	AdvertiseAddr string   // "" = chosen by memberlist from the bind address
+	AdvertisePort int      // 0 = the bound port
+	Join          []string // seeds, "host:port"; DNS names are resolved on every attempt; empty = first node
+	// SecretKey encrypts gossip (16, 24 or 32 bytes: AES-128/192/256); peers
+	// without it are refused. nil = plaintext: only on a trusted network.
+	SecretKey []byte
+	// Meta is advertised to the other members (at most 512 bytes).
+	Meta []byte
+
+	// MaxStaleness bounds how stale a served value can be when this node is
+	// cut off (G5): a node that has not heard every live peer's invalidation
+	// stream within it stops serving cached values. 0 = 5s.
+	MaxStaleness time.Duration
+	// Degraded says what reads do meanwhile. Default DegradedReadThrough.
+	Degraded DegradedMode
+	// LoadTimeout bounds one shared load; a fill slower than it is not cached.
+	// 0 = 5s.
+	LoadTimeout time.Duration
+	// MaxClockSkew bounds the difference between the wall clocks of the nodes,
+	// which [ClockVersions] groups rely on. 0 = 100ms.
+	MaxClockSkew time.Duration
+	// MaxConcurrentLoads caps the loader calls running at once on this node,
+	// across groups; further loads queue until a slot frees or their
+	// LoadTimeout ends (then they fail with ErrOverloaded). 0 = 64.
+	MaxConcurrentLoads int
+	// FloorRetention is how long a key's version floor is remembered. It must
+	// exceed MaxStaleness + LoadTimeout (see package local). 0 = 5m.
+	FloorRetention time.Duration
+
+	// Gossip tuning. Profile: gossip.LAN (default) or gossip.Local (tight
+	// timeouts for tests on one machine). Transport: nil = real UDP/TCP
+	// sockets; tests inject faults with gossip/gossiptest.
+	Profile   gossip.Profile
+	Transport gossip.Transport
+	// PushPullInterval is the anti-entropy period; 0 = the profile's.
+	PushPullInterval time.Duration
+
+	Logger   *slog.Logger // nil = discard
+	Observer Observer     // nil = none; see package metrics
+}
+
+// DefaultConfig returns the defaults for a production node named name.
+func DefaultConfig(name string) Config {
+	return Config{Name: name, Profile: gossip.LAN}
+}
+
+// DefaultLocalConfig returns a configuration with tight timeouts, for tests
+// and demos of several nodes on one machine (127.0.0.1, any free port).
+func DefaultLocalConfig(name string) Config {
+	return Config{
+		Name:         name,
+		BindAddr:     "127.0.0.1",
+		Profile:      gossip.Local,
+		MaxStaleness: 2 * time.Second,
+		LoadTimeout:  2 * time.Second,
+	}
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.Name == "":
+		return errors.New("node: Name is required")
+	case len(c.Name) > 255:
+		return errors.New("node: Name is longer than 255 bytes")
+	case c.MaxConcurrentLoads < 0:
+		return errors.New("node: MaxConcurrentLoads must not be negative")
+	case c.MaxStaleness < 0, c.LoadTimeout < 0, c.MaxClockSkew < 0, c.FloorRetention < 0, c.PushPullInterval < 0:
+		return errors.New("node: durations must not be negative")
+	case c.Degraded != DegradedReadThrough && c.Degraded != DegradedFail:
+		return fmt.Errorf("node: unknown Degraded mode %d", c.Degraded)
+	case len(c.Meta) > 512:
+		return errors.New("node: Meta is longer than 512 bytes")
+	}
+	switch len(c.SecretKey) {
+	case 0, 16, 24, 32:
+	default:
+		return fmt.Errorf("node: SecretKey must be 16, 24 or 32 bytes, not %d", len(c.SecretKey))
+	}
+	d := c.withDefaults()
+	if d.FloorRetention <= d.MaxStaleness+d.LoadTimeout {
+		return fmt.Errorf("node: FloorRetention (%v) must exceed MaxStaleness + LoadTimeout (%v)",
+			d.FloorRetention, d.MaxStaleness+d.LoadTimeout)
+	}
+	return nil
+}
+
+// withDefaults returns a copy with zero fields set to their defaults.
+func (c Config) withDefaults() Config {
+	if c.MaxStaleness == 0 {
+		c.MaxStaleness = 5 * time.Second
+	}
+	if c.LoadTimeout == 0 {
+		c.LoadTimeout = 5 * time.Second
+	}
+	if c.MaxClockSkew == 0 {
+		c.MaxClockSkew = 100 * time.Millisecond
+	}
+	if c.MaxConcurrentLoads == 0 {
+		c.MaxConcurrentLoads = 64
+	}
+	if c.FloorRetention == 0 {
+		c.FloorRetention = 5 * time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Observer == nil {
+		c.Observer = nopObserver{}
+	}
+	c.Join = append([]string(nil), c.Join...)
+	c.SecretKey = append([]byte(nil), c.SecretKey...)
+	c.Meta = append([]byte(nil), c.Meta...)
+	return c
+}

@@ -1,0 +1,41 @@
+package node
+
+import (
+	"github.com/nearcache/nearcache/gossip"
+)
+
+// trustVerdict decides whether a node may serve cached values now (G5). It is
+// a pure function of the gossip layer's health, where FreshPeers counts the
+// live peers heard within MaxStaleness (less the watchdog's period, which the
+// flag it sets is read for), so it can be tested without a cluster.
+//
+// A node trusts its cache when it is alone by design (never had peers), or
+// when all of these hold:
+//   - it has caught up: at least one state exchange with a peer since start
+//     (or since it last lost every peer);
+//   - no known gap in any peer's invalidation stream is left unrepaired;
+//   - it has heard, within MaxStaleness, a strict majority of the members it
+//     expects (itself included: alive peers plus those that failed without
+//     leaving, for gossip's FailedMemberRetention).
+//
+// The majority rule is what makes a cut-off node stop trusting its cache
+// while the rest of the cluster keeps trusting theirs: a node that crashed or
+// is partitioned away costs the others nothing as long as they still hear
+// each other. Its writes' invalidations cannot reach them meanwhile; writers
+// that must know use AckAll, which fails naming the unreachable members.
+func trustVerdict(h gossip.Health) (bool, string) {
+	if h.Solo {
+		return true, "solo"
+	}
+	switch {
+	case !h.Synced:
+		return false, "not caught up with any peer yet"
+	case h.PendingGaps > 0:
+		return false, "unrepaired gaps in the invalidation stream"
+	case h.FreshPeers == 0:
+		return false, "no peer heard within MaxStaleness"
+	case (h.FreshPeers+1)*2 <= h.ExpectedPeers+1:
+		return false, "heard no majority of the expected members within MaxStaleness"
+	}
+	return true, "fresh"
+}

@@ -1,0 +1,179 @@
+package node
+
+import (
+	"context"
+	"time"
+
+	"github.com/nearcache/nearcache/local"
+)
+
+type readMode uint8
+
+const (
+	readCached readMode = iota
+	readVerified
+	readAuthoritative
+)
+
+// ReadOption chooses how a [Group.Get] may use the cache.
+type ReadOption struct{ mode readMode }
+
+// Verified returns a read option that checks a cached value's version against
+// the source before serving it: through the loader's [VersionLoader] when it
+// has one (cheap), otherwise by loading the value. Use it where a stale value
+// costs something but not everything. ClockVersions groups have no source
+// versions: a verified read there is authoritative.
+func Verified() ReadOption { return ReadOption{mode: readVerified} }
+
+// Authoritative returns a read option that bypasses the cache: the value is
+// read from the source, then cached for others. Make critical decisions (a
+// balance check before a withdrawal) on authoritative reads only.
+func Authoritative() ReadOption { return ReadOption{mode: readAuthoritative} }
+
+// staleRetries bounds how often a read reloads when the source answers below
+// the key's floor, before it gives up with a *StaleError.
+const staleRetries = 3
+
+// Get returns the value of key. With no option the cached value is served if
+// there is one (a hint: at most as stale as the propagation bound, or
+// MaxStaleness on a cut-off node); on a miss, concurrent readers on this node
+// share one load. A value below the key's version floor is never returned.
+//
+// A miss in the source is reported with an error for which [IsNotFound] is true.
+func (g *Group[V]) Get(ctx context.Context, key string, opts ...ReadOption) (V, error) {
+	mode := readCached
+	for _, o := range opts {
+		mode = max(mode, o.mode)
+	}
+	if mode == readCached && g.n.trusted.Load() {
+		if e, ok := g.cache.Get(key); ok {
+			g.ctr.hits.Add(1)
+			return e.Value, nil
+		}
+	}
+	return g.get(ctx, key, mode)
+}
+
+// get is every path but the plain hit.
+func (g *Group[V]) get(ctx context.Context, key string, mode readMode) (V, error) {
+	var zero V
+	if g.n.closed.Load() {
+		return zero, ErrClosed
+	}
+	if err := validKey("key", key); err != nil {
+		return zero, err
+	}
+	trusted := g.n.trusted.Load()
+	if !trusted {
+		g.ctr.degraded.Add(1)
+		if g.n.cfg.Degraded == DegradedFail {
+			return zero, ErrDegraded
+		}
+	}
+	switch mode {
+	case readVerified:
+		g.ctr.bypass.Add(1)
+		if v, ok, err := g.verify(ctx, key, trusted); ok || err != nil {
+			return v, err
+		}
+		return g.load(ctx, key, false)
+	case readAuthoritative:
+		g.ctr.bypass.Add(1)
+		return g.load(ctx, key, false)
+	default:
+		if trusted {
+			g.ctr.misses.Add(1)
+		}
+		return g.load(ctx, key, true)
+	}
+}
+
+// verify serves a cached value if the source's current version matches it.
+// ok=false means "load instead".
+func (g *Group[V]) verify(ctx context.Context, key string, trusted bool) (v V, ok bool, err error) {
+	vl, has := g.cfg.Loader.(VersionLoader)
+	if !has || !trusted || g.cfg.Versioning == ClockVersions {
+		return v, false, nil
+	}
+	e, hit := g.cache.Get(key)
+	if !hit {
+		return v, false, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, g.n.cfg.LoadTimeout)
+	defer cancel()
+	ver, err := vl.LoadVersion(ctx, key)
+	if err != nil {
+		if IsNotFound(err) {
+			g.cache.Delete(key)
+		}
+		return v, false, &LoadError{Group: g.name, Key: key, Err: err}
+	}
+	if ver == e.Version {
+		return e.Value, true, nil
+	}
+	if ver > e.Version {
+		g.cache.Raise(key, ver) // the source says a newer version exists
+	}
+	return v, false, nil
+}
+
+// load reads key from the source: shared with concurrent readers on this node
+// when shared is true, else a private load (authoritative reads must not be
+// served by a load that started before them). It retries a bounded number of
+// times when the result is below the key's floor.
+func (g *Group[V]) load(ctx context.Context, key string, shared bool) (V, error) {
+	var zero V
+	var r fillResult[V]
+	for attempt := range staleRetries {
+		var err error
+		if shared {
+			r, err = g.sharedFill(ctx, key)
+		} else {
+			r, err = g.privateFill(ctx, key)
+		}
+		if err != nil {
+			return zero, err
+		}
+		if r.err != nil {
+			return zero, r.err
+		}
+		if g.current(key, r) {
+			return r.val, nil
+		}
+		g.ctr.staleRejected.Add(1)
+		if attempt < staleRetries-1 && g.cfg.Versioning == SourceVersions {
+			// The source lags the invalidation: give it a moment.
+			t := time.NewTimer(time.Duration(attempt+1) * 10 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return zero, ctx.Err()
+			case <-t.C:
+			}
+		}
+	}
+	return zero, &StaleError{Group: g.name, Key: key, Version: r.version, Floor: g.cache.ExactFloor(key)}
+}
+
+// current reports whether a fill result may still be returned now: not below
+// the key's exact floor, and no tag it depends on was bumped since the load
+// began. (A coarse floor, kept once MaxFloors is reached, only stops caching.)
+func (g *Group[V]) current(key string, r fillResult[V]) bool {
+	if r.version < g.cache.ExactFloor(key) {
+		return false
+	}
+	for _, t := range r.tags {
+		if g.cache.TagVersion(t.Tag) != t.Version {
+			return false
+		}
+	}
+	return true
+}
+
+// fillResult is one load's outcome, shared by every waiter.
+type fillResult[V any] struct {
+	val     V
+	version uint64
+	tags    []local.TagVersion
+	err     error
+}

@@ -1,0 +1,202 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nearcache/nearcache/local"
+)
+
+// Versioning says where a group's versions come from.
+type Versioning int
+
+const (
+	// SourceVersions: the loader returns the source's version of each value
+	// and writers pass the new version to Invalidate. The default.
+	SourceVersions Versioning = iota
+	// ClockVersions: the source has no versions. The node stamps each
+	// invalidation with its hybrid logical clock and each load with
+	// max(clock at load start - MaxClockSkew, the key's floor at load start).
+	// It relies on two assumptions: the wall clocks of the nodes differ by less
+	// than Config.MaxClockSkew, and writers call Invalidate after their write
+	// committed. Under them G1, G2 and G8 hold as with source versions; a load
+	// that starts within MaxClockSkew of a remote write may be refused and
+	// retried (never served stale).
+	ClockVersions
+)
+
+// MaxKeyLen is the longest key or tag a group accepts: it must fit one gossip
+// packet.
+const MaxKeyLen = 1024
+
+// GroupConfig configures a [Group]. Zero fields take the default written beside them.
+type GroupConfig[V any] struct {
+	Loader     Loader[V]     // required: the source of truth
+	Codec      Codec[V]      // nil = JSONCodec; used to size values (and, later, on the wire)
+	TTL        time.Duration // 0 = no expiry (invalidations only); jittered down by up to 10%
+	MaxCost    int64         // local cache budget in bytes; 0 = 64 MiB
+	Versioning Versioning    // SourceVersions (default) or ClockVersions
+	// Cost returns a value's size in bytes for MaxCost; nil = len(key) + the
+	// length of its encoding (len for string and []byte values) + 64.
+	Cost func(key string, v V) int64
+	// Tags names the tags a key depends on (F3): InvalidateTag(t) invalidates
+	// every key whose Tags include t. Tags must depend on the key only, since
+	// they are captured before the load starts. nil = no tags.
+	Tags func(key string) []string
+}
+
+// Group is a typed cache of one kind of value, with its own loader, local
+// store and version floors. Create it with [NewGroup] on every node of the
+// cluster under the same name. All methods are safe for concurrent use.
+type Group[V any] struct {
+	n     *Node
+	name  string
+	cfg   GroupConfig[V]
+	cache *local.Cache[V]
+	ctr   groupCounters
+
+	// purgeEpoch changes on every purge; a fill that started before it is not stored.
+	purgeEpoch atomic.Uint64
+
+	// mu guards flights.
+	mu      sync.Mutex
+	flights map[string]*flight[V]
+}
+
+type groupCounters struct {
+	hits, misses, staleRejected, bypass, degraded atomic.Uint64
+	loads, loadErrors, coalesced                  atomic.Uint64
+	sent, received, applied, purges               atomic.Uint64
+	setsStored, setsRejected                      atomic.Uint64
+}
+
+// groupHandle is what a Node needs of its groups, whatever their value type.
+type groupHandle interface {
+	apply(kind uint8, key string, version uint64)
+	purge()
+	stats() GroupStats
+	close()
+}
+
+// NewGroup creates the group name on n. Names are unique per node.
+func NewGroup[V any](n *Node, name string, cfg GroupConfig[V]) (*Group[V], error) {
+	switch {
+	case n == nil:
+		return nil, errors.New("node: NewGroup on a nil Node")
+	case name == "" || len(name) > 255:
+		return nil, errors.New("node: group name must be 1 to 255 bytes")
+	case cfg.Loader == nil:
+		return nil, fmt.Errorf("node: group %q: Loader is required", name)
+	case cfg.TTL < 0:
+		return nil, fmt.Errorf("node: group %q: TTL must not be negative", name)
+	case cfg.MaxCost < 0:
+		return nil, fmt.Errorf("node: group %q: MaxCost must not be negative", name)
+	case cfg.Versioning != SourceVersions && cfg.Versioning != ClockVersions:
+		return nil, fmt.Errorf("node: group %q: unknown Versioning %d", name, cfg.Versioning)
+	}
+	if cfg.Codec == nil {
+		cfg.Codec = JSONCodec[V]{}
+	}
+	_, observed := n.cfg.Observer.(nopObserver)
+	cache, err := local.New[V](local.Config{
+		MaxCost:        cfg.MaxCost,
+		FloorRetention: n.cfg.FloorRetention,
+		Metrics:        !observed, // ristretto's counters cost a little per Get: only when someone reads them
+	})
+	if err != nil {
+		return nil, fmt.Errorf("node: group %q: %w", name, err)
+	}
+	g := &Group[V]{n: n, name: name, cfg: cfg, cache: cache, flights: make(map[string]*flight[V])}
+	if err := n.addGroup(name, g); err != nil {
+		cache.Close()
+		return nil, err
+	}
+	return g, nil
+}
+
+// Name returns the group's name.
+func (g *Group[V]) Name() string { return g.name }
+
+func validKey(what, key string) error {
+	if key == "" || len(key) > MaxKeyLen {
+		return fmt.Errorf("node: %s must be 1 to %d bytes, got %d", what, MaxKeyLen, len(key))
+	}
+	return nil
+}
+
+func (g *Group[V]) cost(key string, v V) int64 {
+	if g.cfg.Cost != nil {
+		return max(1, g.cfg.Cost(key, v))
+	}
+	switch x := any(v).(type) {
+	case []byte:
+		return int64(len(key) + len(x) + 64)
+	case string:
+		return int64(len(key) + len(x) + 64)
+	}
+	b, err := g.cfg.Codec.Encode(v)
+	if err != nil {
+		return int64(len(key) + 64)
+	}
+	return int64(len(key) + len(b) + 64)
+}
+
+// apply applies one remote invalidation and counts it.
+func (g *Group[V]) apply(kind uint8, key string, version uint64) {
+	g.ctr.received.Add(1)
+	changed := false
+	switch kind {
+	case kindKey:
+		if g.cfg.Versioning == ClockVersions {
+			g.n.clock.observe(version)
+		}
+		changed = g.cache.Raise(key, version)
+	case kindTag:
+		g.cache.BumpTag(key)
+		changed = true
+	}
+	if changed {
+		g.ctr.applied.Add(1)
+	}
+}
+
+// purge drops every cached value and keeps fills in flight from storing theirs.
+func (g *Group[V]) purge() {
+	g.purgeEpoch.Add(1)
+	g.cache.Purge()
+	g.ctr.purges.Add(1)
+}
+
+func (g *Group[V]) close() { g.cache.Close() }
+
+func (g *Group[V]) stats() GroupStats {
+	ls := g.cache.Stats()
+	return GroupStats{
+		Name:                  g.name,
+		Hits:                  g.ctr.hits.Load(),
+		Misses:                g.ctr.misses.Load(),
+		StaleRejected:         g.ctr.staleRejected.Load(),
+		Bypass:                g.ctr.bypass.Load(),
+		Degraded:              g.ctr.degraded.Load(),
+		Loads:                 g.ctr.loads.Load(),
+		LoadErrors:            g.ctr.loadErrors.Load(),
+		Coalesced:             g.ctr.coalesced.Load(),
+		InvalidationsSent:     g.ctr.sent.Load(),
+		InvalidationsReceived: g.ctr.received.Load(),
+		InvalidationsApplied:  g.ctr.applied.Load(),
+		Purges:                g.ctr.purges.Load(),
+		Local: LocalStats{
+			Floors:       ls.Floors,
+			FloorsFolded: ls.FloorsFolded,
+			SetsStored:   g.ctr.setsStored.Load(),
+			SetsRejected: g.ctr.setsRejected.Load(),
+			KeysAdded:    ls.KeysAdded,
+			KeysEvicted:  ls.KeysEvicted,
+			CostAdded:    ls.CostAdded,
+			CostEvicted:  ls.CostEvicted,
+		},
+	}
+}

@@ -1,0 +1,393 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nearcache/nearcache/gossip"
+)
+
+// Node is one member of a nearcache cluster: it holds the groups' local caches
+// and keeps them honest with the invalidations it hears. Create it with
+// [Start]; it is safe for concurrent use.
+type Node struct {
+	cfg     Config
+	cluster *gossip.Cluster // nil when Standalone
+	clock   hlc
+
+	loadSlots chan struct{} // a token per running loader call (MaxConcurrentLoads)
+
+	trusted atomic.Bool // may cached values be served (G5)
+	closed  atomic.Bool
+
+	closing context.Context // cancelled by Close: cuts loads short, stops the watchdog
+	cancel  context.CancelFunc
+	watchWG sync.WaitGroup
+
+	// fmu guards flights and closedFlights: loads in progress, drained by Close.
+	fmu           sync.Mutex
+	flights       sync.WaitGroup
+	closedFlights bool
+
+	// gmu guards groups and pending.
+	gmu    sync.RWMutex
+	groups map[string]groupHandle
+	// pending holds invalidations for groups not created yet (they arrive
+	// while a node joins, before the service has called NewGroup), so a group
+	// starts with the floors the cluster already knows. Bounded by maxPending.
+	pending map[string][]gossip.Invalidation
+	npend   int
+
+	members            atomic.Int64
+	degradedTransition atomic.Uint64
+	unknownGroup       atomic.Uint64
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Start validates cfg, joins the cluster (unless Standalone) and returns a
+// running node. It tries the seeds until one answers or ctx ends; if none
+// answered, the node keeps trying in the background and serves reads from the
+// loader until it has caught up with a peer (see MaxStaleness).
+func Start(ctx context.Context, cfg Config) (*Node, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	n := &Node{cfg: cfg, groups: make(map[string]groupHandle), loadSlots: make(chan struct{}, cfg.MaxConcurrentLoads)}
+	n.closing, n.cancel = context.WithCancel(context.Background())
+	n.members.Store(1)
+	if cfg.Standalone {
+		n.trusted.Store(true)
+	} else {
+		hb := min(250*time.Millisecond, cfg.MaxStaleness/8)
+		c, err := gossip.Start(ctx, gossip.Config{
+			Name:              cfg.Name,
+			BindAddr:          cfg.BindAddr,
+			BindPort:          cfg.BindPort,
+			AdvertiseAddr:     cfg.AdvertiseAddr,
+			AdvertisePort:     cfg.AdvertisePort,
+			Join:              cfg.Join,
+			SecretKey:         cfg.SecretKey,
+			Meta:              cfg.Meta,
+			Profile:           cfg.Profile,
+			PushPullInterval:  cfg.PushPullInterval,
+			HeartbeatInterval: hb,
+			Transport:         cfg.Transport,
+			Handler:           (*handler)(n),
+			Logger:            cfg.Logger.With("component", "gossip"),
+		})
+		if err != nil {
+			n.cancel()
+			return nil, fmt.Errorf("node: %w", err)
+		}
+		n.cluster = c
+		n.checkTrust(time.Now())
+		n.watchWG.Add(1)
+		go n.watch()
+	}
+	cfg.Observer.Attach(n.Stats)
+	return n, nil
+}
+
+// Name returns the node's name.
+func (n *Node) Name() string { return n.cfg.Name }
+
+// Addr returns the advertised gossip address (host:port); "" when Standalone.
+func (n *Node) Addr() string {
+	if n.cluster == nil {
+		return ""
+	}
+	return n.cluster.LocalAddr()
+}
+
+// Trusted reports whether the node serves cached values now: false while it
+// has not heard the cluster within MaxStaleness or has not caught up (G5).
+func (n *Node) Trusted() bool { return n.trusted.Load() }
+
+// Member is a member of the cluster as this node sees it.
+type Member struct {
+	Name  string
+	Addr  string // host:port
+	Meta  []byte
+	State string // alive, suspect, dead or left
+}
+
+// Members returns the members this node knows, itself included, by name.
+func (n *Node) Members() []Member {
+	if n.cluster == nil {
+		return []Member{{Name: n.cfg.Name, State: "alive"}}
+	}
+	ms := n.cluster.Members()
+	out := make([]Member, len(ms))
+	for i, m := range ms {
+		out[i] = Member{Name: m.Name, Addr: m.Addr, Meta: m.Meta, State: m.State}
+	}
+	return out
+}
+
+// Join asks the members at addrs to let this node in; it returns how many answered.
+func (n *Node) Join(ctx context.Context, addrs []string) (int, error) {
+	if n.cluster == nil {
+		return 0, errors.New("node: Join on a Standalone node")
+	}
+	if n.closed.Load() {
+		return 0, ErrClosed
+	}
+	return n.cluster.Join(ctx, addrs)
+}
+
+// Close leaves the cluster, waits for loads in flight (at most LoadTimeout),
+// and releases everything. Calls on the node and its groups then return
+// ErrClosed. Close is idempotent; later calls return the first one's error.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		if n.cluster != nil {
+			if err := n.cluster.Leave(time.Second); err != nil {
+				n.cfg.Logger.Warn("leave", "err", err)
+			}
+		}
+		n.closed.Store(true)
+		n.fmu.Lock()
+		n.closedFlights = true
+		n.fmu.Unlock()
+		drained := make(chan struct{})
+		go func() { n.flights.Wait(); close(drained) }()
+		t := time.NewTimer(n.cfg.LoadTimeout)
+		select {
+		case <-drained:
+		case <-t.C:
+		}
+		t.Stop()
+		n.cancel()
+		<-drained
+		n.watchWG.Wait()
+		if n.cluster != nil {
+			n.closeErr = n.cluster.Close()
+		}
+		n.gmu.Lock()
+		for _, g := range n.groups {
+			g.close()
+		}
+		n.gmu.Unlock()
+		n.cfg.Observer.Detach()
+	})
+	return n.closeErr
+}
+
+func (n *Node) startFlight() bool {
+	n.fmu.Lock()
+	defer n.fmu.Unlock()
+	if n.closedFlights {
+		return false
+	}
+	n.flights.Add(1)
+	return true
+}
+
+func (n *Node) endFlight() { n.flights.Done() }
+
+// acquireLoad waits for a loader slot; release it with releaseLoad.
+func (n *Node) acquireLoad(ctx context.Context) error {
+	select {
+	case n.loadSlots <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case n.loadSlots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%w (%d running): %w", ErrOverloaded, cap(n.loadSlots), ctx.Err())
+	}
+}
+
+func (n *Node) releaseLoad() { <-n.loadSlots }
+
+func (n *Node) addGroup(name string, g groupHandle) error {
+	n.gmu.Lock()
+	defer n.gmu.Unlock()
+	if n.closed.Load() {
+		return ErrClosed
+	}
+	if _, dup := n.groups[name]; dup {
+		return fmt.Errorf("node: group %q already exists", name)
+	}
+	n.groups[name] = g
+	for _, inv := range n.pending[name] {
+		g.apply(uint8(inv.Kind), inv.Key, inv.Version)
+	}
+	n.npend -= len(n.pending[name])
+	delete(n.pending, name)
+	return nil
+}
+
+// maxPending bounds the invalidations kept for groups not created yet.
+const maxPending = 1 << 16
+
+// park keeps inv for a group not created yet; it reports false if the group
+// exists now (the caller applies it) .
+func (n *Node) park(inv gossip.Invalidation) (groupHandle, bool) {
+	n.gmu.Lock()
+	defer n.gmu.Unlock()
+	if g := n.groups[inv.Group]; g != nil {
+		return g, false
+	}
+	if n.npend >= maxPending {
+		n.unknownGroup.Add(1) // dropped: such a group starts empty, and its loads read the source
+		return nil, true
+	}
+	if n.pending == nil {
+		n.pending = make(map[string][]gossip.Invalidation)
+	}
+	n.pending[inv.Group] = append(n.pending[inv.Group], inv)
+	n.npend++
+	return nil, true
+}
+
+func (n *Node) group(name string) groupHandle {
+	n.gmu.RLock()
+	defer n.gmu.RUnlock()
+	return n.groups[name]
+}
+
+func (n *Node) eachGroup(f func(groupHandle)) {
+	n.gmu.RLock()
+	defer n.gmu.RUnlock()
+	for _, g := range n.groups {
+		f(g)
+	}
+}
+
+// publish spreads one invalidation already applied here.
+func (n *Node) publish(ctx context.Context, inv gossip.Invalidation, ackAll bool) error {
+	if n.cluster == nil {
+		return nil
+	}
+	invs := []gossip.Invalidation{inv}
+	if !ackAll {
+		if err := n.cluster.Publish(ctx, invs); err != nil {
+			return fmt.Errorf("node: publish: %w", err)
+		}
+		return nil
+	}
+	err := n.cluster.PublishAcked(ctx, invs)
+	var ae *gossip.AckError
+	if errors.As(err, &ae) {
+		return &AckError{Missing: ae.Missing, Err: ctx.Err()}
+	}
+	if err != nil {
+		return fmt.Errorf("node: publish: %w", err)
+	}
+	return nil
+}
+
+// watch re-evaluates trust (G5) a few times per MaxStaleness.
+func (n *Node) watch() {
+	defer n.watchWG.Done()
+	t := time.NewTicker(n.watchPeriod())
+	defer t.Stop()
+	for {
+		select {
+		case <-n.closing.Done():
+			return
+		case now := <-t.C:
+			n.checkTrust(now)
+		}
+	}
+}
+
+func (n *Node) watchPeriod() time.Duration {
+	return min(max(n.cfg.MaxStaleness/10, time.Millisecond), 250*time.Millisecond)
+}
+
+// checkTrust sets the trusted flag from the cluster's health. Regaining trust
+// purges every group first: invalidations missed meanwhile cannot linger.
+func (n *Node) checkTrust(now time.Time) {
+	ok, why := trustVerdict(n.cluster.HealthSince(now.Add(-(n.cfg.MaxStaleness - n.watchPeriod()))))
+	was := n.trusted.Load()
+	switch {
+	case ok && !was:
+		n.eachGroup(func(g groupHandle) { g.purge() })
+		n.trusted.Store(true)
+		n.cfg.Logger.Info("cache trusted", "why", why)
+	case !ok && was:
+		n.trusted.Store(false)
+		n.degradedTransition.Add(1)
+		n.cfg.Logger.Warn("cache not trusted: reads bypass it", "why", why)
+	}
+}
+
+// Stats returns a snapshot of the node's counters.
+func (n *Node) Stats() Stats {
+	s := Stats{Name: n.cfg.Name, Trusted: n.trusted.Load(), Members: int(n.members.Load())}
+	s.Cluster.DegradedTransition = n.degradedTransition.Load()
+	if n.cluster != nil {
+		h := n.cluster.Health()
+		if !h.OldestHeard.IsZero() {
+			s.LastHeard = time.Since(h.OldestHeard)
+		}
+		cs := n.cluster.Stats()
+		s.Cluster.Published = cs.Published
+		s.Cluster.Received = cs.Received
+		s.Cluster.Duplicates = cs.Duplicates
+		s.Cluster.GapsDetected = cs.GapsDetected
+		s.Cluster.Repaired = cs.Repaired
+		s.Cluster.Unrepairable = cs.Unrepairable
+		s.Cluster.PendingGaps = h.PendingGaps
+		s.Cluster.MessagesSent = cs.MessagesSent
+		s.Cluster.MessagesReceived = cs.MessagesReceived
+		s.Cluster.DecodeErrors = cs.DecodeErrors
+		s.Cluster.Rejoins = cs.Rejoins
+	}
+	n.eachGroup(func(g groupHandle) { s.Groups = append(s.Groups, g.stats()) })
+	slices.SortFunc(s.Groups, func(a, b GroupStats) int {
+		switch {
+		case a.Name < b.Name:
+			return -1
+		case a.Name > b.Name:
+			return 1
+		}
+		return 0
+	})
+	return s
+}
+
+// handler receives the gossip layer's callbacks.
+type handler Node
+
+func (h *handler) Invalidations(batch []gossip.Invalidation) {
+	n := (*Node)(h)
+	now := time.Now()
+	for _, inv := range batch {
+		g := n.group(inv.Group)
+		if g == nil {
+			var parked bool
+			if g, parked = n.park(inv); parked {
+				continue
+			}
+		}
+		g.apply(uint8(inv.Kind), inv.Key, inv.Version)
+		if inv.SentAt > 0 {
+			n.cfg.Observer.ObservePropagation(inv.Group, now.Sub(time.Unix(0, inv.SentAt)))
+		}
+	}
+}
+
+func (h *handler) Unrepairable(origin string) {
+	n := (*Node)(h)
+	n.cfg.Logger.Warn("invalidations lost for good: purging caches", "origin", origin)
+	n.eachGroup(func(g groupHandle) { g.purge() })
+}
+
+func (h *handler) MembersChanged(members []gossip.Member) {
+	n := (*Node)(h)
+	n.members.Store(int64(len(members))) // gossip lists live members (alive or suspect)
+	n.cfg.Logger.Debug("members changed", "members", len(members))
+}

@@ -1,0 +1,66 @@
+package node
+
+import "time"
+
+// Stats is a snapshot of a node's counters, from [Node.Stats]. Counters are
+// cumulative since Start.
+type Stats struct {
+	Name    string
+	Trusted bool // false while the node is degraded (G5): cached values are not served
+	// Members counts the cluster members this node sees alive, itself included.
+	Members int
+	// LastHeard is how long ago the least recently heard live peer was heard on
+	// the invalidation stream (0 without peers).
+	LastHeard time.Duration
+	Cluster   ClusterStats
+	Groups    []GroupStats // sorted by name
+}
+
+// ClusterStats are the gossip layer's counters.
+type ClusterStats struct {
+	Published          uint64 // invalidations this node published
+	Received           uint64 // remote invalidations received (first receipt)
+	Duplicates         uint64 // remote invalidations received again and dropped
+	GapsDetected       uint64 // missing sequence numbers noticed
+	Repaired           uint64 // missing invalidations recovered by repair or anti-entropy
+	Unrepairable       uint64 // gaps nobody could repair (each purges the caches)
+	PendingGaps        int    // gaps not yet repaired
+	MessagesSent       uint64
+	MessagesReceived   uint64
+	DecodeErrors       uint64
+	Rejoins            uint64
+	DegradedTransition uint64 // times the node stopped trusting its cache
+}
+
+// GroupStats are one group's counters.
+type GroupStats struct {
+	Name string
+	// Gets by result.
+	Hits          uint64 // served from the local cache
+	Misses        uint64 // not cached: loaded (or joined a load)
+	StaleRejected uint64 // a load returned a version below the key's floor and was refused
+	Bypass        uint64 // Authoritative or Verified reads that went to the source
+	Degraded      uint64 // reads while the node did not trust its cache (G5)
+	// Loads.
+	Loads      uint64 // loader calls
+	LoadErrors uint64
+	Coalesced  uint64 // Gets that waited for another caller's load instead of loading
+	// Invalidations.
+	InvalidationsSent     uint64 // published by this node (keys and tags)
+	InvalidationsReceived uint64 // from other nodes
+	InvalidationsApplied  uint64 // received ones that raised a floor or bumped a tag
+	Purges                uint64 // whole-group purges (unrepairable gap, regained trust)
+	Local                 LocalStats
+}
+
+// LocalStats are the in-process store's figures for one group.
+type LocalStats struct {
+	Floors       int    // version floors held
+	FloorsFolded uint64 // floors folded into coarse buckets (memory bound reached)
+	SetsStored   uint64
+	SetsRejected uint64 // refused by floor, tag, supersession or the store
+	KeysAdded    uint64 // ristretto's counters
+	KeysEvicted  uint64
+	CostAdded    uint64
+	CostEvicted  uint64
+}

@@ -1,0 +1,121 @@
+package node
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/nearcache/nearcache/gossip"
+	"github.com/nearcache/nearcache/local"
+)
+
+const (
+	kindKey = uint8(gossip.KindKey)
+	kindTag = uint8(gossip.KindTag)
+)
+
+// WriteOption changes how an invalidation is spread.
+type WriteOption struct{ ackAll bool }
+
+// AckAll returns a write option that makes the call wait until every live
+// member acknowledged the invalidation (G7), or fail with an *[AckError]
+// naming those that did not before ctx ended. Give ctx a deadline.
+func AckAll() WriteOption { return WriteOption{ackAll: true} }
+
+func ackAll(opts []WriteOption) bool {
+	for _, o := range opts {
+		if o.ackAll {
+			return true
+		}
+	}
+	return false
+}
+
+// version checks a writer's version against the group's versioning and
+// returns the one to use.
+func (g *Group[V]) version(call string, version uint64) (uint64, error) {
+	switch g.cfg.Versioning {
+	case ClockVersions:
+		if version != 0 {
+			return 0, fmt.Errorf("node: %s on ClockVersions group %q takes version 0 (the node stamps it), got %d", call, g.name, version)
+		}
+		return g.n.clock.now(), nil
+	default:
+		if version == 0 {
+			return 0, fmt.Errorf("node: %s on group %q needs the committed version (> 0); use ClockVersions when the source has none", call, g.name)
+		}
+		return version, nil
+	}
+}
+
+// Invalidate tells the cluster that version of key was committed to the
+// source: every cached value below it is stale. Call it after the write
+// committed. This node drops its copy before Invalidate returns (G2); the
+// others drop theirs within the propagation bound, or, with [AckAll], before
+// it returns. version must be the committed version (> 0), or 0 in a
+// ClockVersions group.
+//
+// The local effect never fails once the arguments are valid; an error means
+// the invalidation may not have reached every member (ctx ended, or AckAll
+// missed some), which the anti-entropy and staleness bounds still cover.
+func (g *Group[V]) Invalidate(ctx context.Context, key string, version uint64, opts ...WriteOption) error {
+	if g.n.closed.Load() {
+		return ErrClosed
+	}
+	if err := validKey("key", key); err != nil {
+		return err
+	}
+	v, err := g.version("Invalidate", version)
+	if err != nil {
+		return err
+	}
+	g.cache.Raise(key, v)
+	g.ctr.sent.Add(1)
+	return g.n.publish(ctx, gossip.Invalidation{Group: g.name, Kind: gossip.KindKey, Key: key, Version: v}, ackAll(opts))
+}
+
+// Set is a write-through: after writing value with version to the source,
+// cache it here and invalidate older copies everywhere else. It never replaces
+// a newer cached version. version follows the rules of [Group.Invalidate].
+func (g *Group[V]) Set(ctx context.Context, key string, value V, version uint64, opts ...WriteOption) error {
+	if g.n.closed.Load() {
+		return ErrClosed
+	}
+	if err := validKey("key", key); err != nil {
+		return err
+	}
+	v, err := g.version("Set", version)
+	if err != nil {
+		return err
+	}
+	g.cache.Raise(key, v)
+	if g.n.trusted.Load() {
+		var tags []local.TagVersion
+		if g.cfg.Tags != nil {
+			for _, t := range g.cfg.Tags(key) {
+				tags = append(tags, local.TagVersion{Tag: t, Version: g.cache.TagVersion(t)})
+			}
+		}
+		if g.cache.Set(key, local.Entry[V]{Value: value, Version: v}, g.cost(key, value), g.cfg.TTL, tags) == local.Stored {
+			g.ctr.setsStored.Add(1)
+		} else {
+			g.ctr.setsRejected.Add(1)
+		}
+	}
+	g.ctr.sent.Add(1)
+	return g.n.publish(ctx, gossip.Invalidation{Group: g.name, Kind: gossip.KindKey, Key: key, Version: v}, ackAll(opts))
+}
+
+// InvalidateTag invalidates every key of the group whose GroupConfig.Tags
+// include tag (F3: dependent keys), here before it returns and on the other
+// members as [Group.Invalidate] does.
+func (g *Group[V]) InvalidateTag(ctx context.Context, tag string, opts ...WriteOption) error {
+	if g.n.closed.Load() {
+		return ErrClosed
+	}
+	if err := validKey("tag", tag); err != nil {
+		return err
+	}
+	g.cache.BumpTag(tag)
+	g.ctr.sent.Add(1)
+	return g.n.publish(ctx, gossip.Invalidation{Group: g.name, Kind: gossip.KindTag, Key: tag}, ackAll(opts))
+}
