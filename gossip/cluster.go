@@ -50,6 +50,7 @@ type peer struct {
 	state     string          // "alive", "dead" or "left"
 	since     time.Time       // of the last state change
 	lastHeard time.Time       // its stream (batch or heartbeat) or its join
+	leaving   bool            // it announced a graceful leave
 }
 
 type counters struct {
@@ -301,6 +302,7 @@ func (c *Cluster) Leave(timeout time.Duration) error {
 	}
 	c.left = true
 	c.mu.Unlock()
+	c.announceLeaving()
 	if err := c.ml.Leave(timeout); err != nil {
 		return fmt.Errorf("gossip: leave: %w", err)
 	}
@@ -322,6 +324,7 @@ func (c *Cluster) Close() error {
 			if c.cfg.Profile == Local {
 				timeout = 250 * time.Millisecond
 			}
+			c.announceLeaving()
 			_ = c.ml.Leave(timeout)
 		}
 		c.mu.Lock()
@@ -335,6 +338,22 @@ func (c *Cluster) Close() error {
 		c.wg.Wait()
 	})
 	return nil
+}
+
+// announceLeaving tells every live peer that this node is leaving, before
+// memberlist's own leave (see leavingMsg).
+func (c *Cluster) announceLeaving() {
+	c.mu.Lock()
+	targets := c.alivePeersLocked()
+	c.mu.Unlock()
+	msg := (&leavingMsg{From: c.cfg.Name, Incarnation: c.inc}).encode()
+	for range 2 { // UDP: twice, so one lost packet does not make a leave look like a failure
+		for i := range targets {
+			if c.ml.SendBestEffort(&targets[i], msg) == nil {
+				c.st.msgSent.Add(1)
+			}
+		}
+	}
 }
 
 // ---- background loops ----

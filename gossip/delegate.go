@@ -58,11 +58,11 @@ func (c *Cluster) memberEvent(n *memberlist.Node, alive bool) {
 	p.node = copyNode(n)
 	switch {
 	case alive && p.state != "alive":
-		p.state, p.since, p.lastHeard = "alive", now, now
+		p.state, p.since, p.lastHeard, p.leaving = "alive", now, now, false
 		c.everPeer = true
 	case !alive:
 		p.state, p.since = "dead", now
-		if n.State == memberlist.StateLeft {
+		if p.leaving || n.State == memberlist.StateLeft {
 			p.state = "left"
 			for w := range c.waiters {
 				w.dropLocked(n.Name)
@@ -111,6 +111,8 @@ func (c *Cluster) handleMessage(b []byte) {
 		}
 	case *heartbeatMsg:
 		c.receiveHeartbeat(m)
+	case *leavingMsg:
+		c.receiveLeaving(m)
 	case *ackMsg:
 		c.receiveAck(m)
 	case *repairReqMsg:
@@ -222,5 +224,15 @@ func (c *Cluster) receiveHeartbeat(m *heartbeatMsg) {
 	}
 	if s := c.streamForLocked(m.From, m.Incarnation, m.LastSeq); s != nil {
 		c.st.gaps.Add(s.note(m.LastSeq))
+	}
+}
+
+// receiveLeaving notes that a peer announced its leave: when memberlist then
+// reports it gone, it left (it does not count as failed in Health).
+func (c *Cluster) receiveLeaving(m *leavingMsg) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p := c.peers[m.From]; p != nil && p.state == "alive" {
+		p.leaving = true
 	}
 }

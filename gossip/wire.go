@@ -47,6 +47,7 @@ const (
 	msgRepairReq  byte = 4
 	msgRepairResp byte = 5
 	msgState      byte = 6
+	msgLeaving    byte = 7
 )
 
 // batch flags
@@ -79,6 +80,21 @@ type heartbeatMsg struct {
 	From        string
 	Incarnation uint64
 	LastSeq     uint64
+}
+
+// leavingMsg announces a graceful leave, just before memberlist's: memberlist
+// v0.7.0 reports a left node to NotifyLeave with Node.State unset (the field
+// it updates is nodeState.State, which shadows it), so receivers could not
+// tell a leave from a failure without it.
+type leavingMsg struct {
+	From        string
+	Incarnation uint64
+}
+
+func (m *leavingMsg) encode() []byte {
+	b := appendHeader(make([]byte, 0, 16+len(m.From)), msgLeaving)
+	b = appendName(b, m.From)
+	return binary.AppendUvarint(b, m.Incarnation)
 }
 
 // ackMsg acknowledges the batch [First, Last] of the origin's incarnation.
@@ -433,6 +449,8 @@ func decodeMessage(b []byte) (any, error) {
 		msg = m
 	case msgHeartbeat:
 		msg = &heartbeatMsg{From: r.name("from"), Incarnation: r.uvarint(), LastSeq: r.uvarint()}
+	case msgLeaving:
+		msg = &leavingMsg{From: r.name("from"), Incarnation: r.uvarint()}
 	case msgAck:
 		m := &ackMsg{From: r.name("from"), Incarnation: r.uvarint(), First: r.uvarint(), Last: r.uvarint()}
 		if r.err == nil && m.Last < m.First {
@@ -483,6 +501,8 @@ func encodeMessage(m any) ([]byte, error) {
 	case *batchMsg:
 		return m.encode(), nil
 	case *heartbeatMsg:
+		return m.encode(), nil
+	case *leavingMsg:
 		return m.encode(), nil
 	case *ackMsg:
 		return m.encode(), nil

@@ -22,6 +22,7 @@ func sampleMessages() map[string]any {
 		"batch":       &batchMsg{Flags: flagAck, Log: originLog{Origin: "a", Incarnation: 123, Entries: es}},
 		"empty batch": &batchMsg{Log: originLog{Origin: "a", Incarnation: 1}},
 		"heartbeat":   &heartbeatMsg{From: "node-1", Incarnation: math.MaxUint64, LastSeq: 77},
+		"leaving":     &leavingMsg{From: "node-1", Incarnation: 42},
 		"ack":         &ackMsg{From: "b", Incarnation: 5, First: 3, Last: 9},
 		"repair req":  &repairReqMsg{From: "b", Origin: "a", Incarnation: 123, Ranges: []seqRange{{1, 1}, {5, 90}}},
 		"repair resp": &repairRespMsg{From: "c", Earliest: 2, Log: originLog{Origin: "a", Incarnation: 123, Entries: es[:2]}},

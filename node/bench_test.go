@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -93,4 +94,73 @@ func BenchmarkHit(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkJoinToReady measures, on real sockets on 127.0.0.1, how long a
+// node joining a running 9-node cluster takes from Start until it trusts its
+// cache (caught up) and every member, old and new, sees all 10.
+//
+//	go test -run '^$' -bench JoinToReady -benchtime 10x ./node/
+func BenchmarkJoinToReady(b *testing.B) {
+	ctx := context.Background()
+	var nodes []*Node
+	defer func() {
+		for _, n := range nodes {
+			n.Close()
+		}
+	}()
+	start := func(name string, join []string) *Node {
+		cfg := DefaultLocalConfig(name)
+		cfg.Join = join
+		n, err := Start(ctx, cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return n
+	}
+	seed := start("seed", nil)
+	nodes = append(nodes, seed)
+	for i := range 8 {
+		nodes = append(nodes, start(fmt.Sprintf("n%d", i), []string{seed.Addr()}))
+	}
+	ready := func(all []*Node, want int) bool {
+		for _, n := range all {
+			if !n.Trusted() || len(n.Members()) != want {
+				return false
+			}
+		}
+		return true
+	}
+	for deadline := time.Now().Add(20 * time.Second); !ready(nodes, 9); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.Fatal("the 9-node cluster did not form")
+		}
+	}
+	var took []time.Duration
+	i := 0
+	for b.Loop() {
+		t0 := time.Now()
+		n := start(fmt.Sprintf("joiner%d", i), []string{nodes[1+i%8].Addr()})
+		all := append(nodes[:9:9], n)
+		for !ready(all, 10) {
+			if time.Since(t0) > 30*time.Second {
+				b.Fatal("join did not complete in 30s")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		took = append(took, time.Since(t0))
+		n.Close()
+		for deadline := time.Now().Add(20 * time.Second); !ready(nodes, 9); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				for _, n := range nodes {
+					b.Logf("%s trusted=%v members=%d health=%+v", n.Name(), n.Trusted(), len(n.Members()), n.cluster.Health())
+				}
+				b.Fatal("the cluster did not settle after the joiner left")
+			}
+		}
+		i++
+	}
+	slices.Sort(took)
+	b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(took[len(took)-1].Microseconds())/1000, "max-ms")
 }

@@ -46,8 +46,7 @@ func (g *Group[V]) Get(ctx context.Context, key string, opts ...ReadOption) (V, 
 		mode = max(mode, o.mode)
 	}
 	if mode == readCached && g.n.trusted.Load() {
-		if e, ok := g.cache.Get(key); ok {
-			g.ctr.hits.Add(1)
+		if e, ok := g.cache.Get(key); ok { // counted by the store's striped counters
 			return e.Value, nil
 		}
 	}
@@ -99,6 +98,7 @@ func (g *Group[V]) verify(ctx context.Context, key string, trusted bool) (v V, o
 	if !hit {
 		return v, false, nil
 	}
+	g.ctr.verifyLookups.Add(1)
 	ctx, cancel := context.WithTimeout(ctx, g.n.cfg.LoadTimeout)
 	defer cancel()
 	ver, err := vl.LoadVersion(ctx, key)

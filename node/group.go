@@ -67,10 +67,11 @@ type Group[V any] struct {
 }
 
 type groupCounters struct {
-	hits, misses, staleRejected, bypass, degraded atomic.Uint64
-	loads, loadErrors, coalesced                  atomic.Uint64
-	sent, received, applied, purges               atomic.Uint64
-	setsStored, setsRejected                      atomic.Uint64
+	misses, staleRejected, bypass, degraded atomic.Uint64
+	loads, loadErrors, coalesced            atomic.Uint64
+	sent, received, applied, purges         atomic.Uint64
+	setsStored, setsRejected                atomic.Uint64
+	verifyLookups                           atomic.Uint64 // store hits that were Verified reads' look-ups, not served hits
 }
 
 // groupHandle is what a Node needs of its groups, whatever their value type.
@@ -176,7 +177,7 @@ func (g *Group[V]) stats() GroupStats {
 	ls := g.cache.Stats()
 	return GroupStats{
 		Name:                  g.name,
-		Hits:                  g.ctr.hits.Load(),
+		Hits:                  ls.Hits - g.ctr.verifyLookups.Load(),
 		Misses:                g.ctr.misses.Load(),
 		StaleRejected:         g.ctr.staleRejected.Load(),
 		Bypass:                g.ctr.bypass.Load(),

@@ -1,0 +1,376 @@
+package peer
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// ErrClosed is returned by Fill on a closed Client.
+var ErrClosed = errors.New("peer: closed")
+
+// ErrAuth is wrapped by the error of a fill whose response was not
+// authenticated by the shared key (missing or wrong MAC).
+var ErrAuth = errors.New("peer: response authentication failed")
+
+// ClientConfig configures [NewClient]. A zero field means its default.
+type ClientConfig struct {
+	Name        string        // our member name (sent as Request.From); required
+	SecretKey   []byte        // must match the servers'; nil = no authentication
+	MaxIdle     int           // idle connections kept per peer; 0 = 4
+	MaxValue    int           // bytes of a response value accepted; 0 = 16 MiB
+	DialTimeout time.Duration // 0 = 1s (and never beyond the ctx deadline)
+}
+
+func (c ClientConfig) validate() error {
+	switch {
+	case c.Name == "":
+		return errors.New("peer: Name is required")
+	case c.MaxIdle < 0:
+		return errors.New("peer: MaxIdle must not be negative")
+	case c.MaxValue < 0:
+		return errors.New("peer: MaxValue must not be negative")
+	case c.DialTimeout < 0:
+		return errors.New("peer: DialTimeout must not be negative")
+	}
+	return nil
+}
+
+func (c ClientConfig) withDefaults() ClientConfig {
+	if c.MaxIdle == 0 {
+		c.MaxIdle = 4
+	}
+	if c.MaxValue == 0 {
+		c.MaxValue = defaultMaxValue
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = time.Second
+	}
+	c.SecretKey = bytes.Clone(c.SecretKey)
+	return c
+}
+
+// ClientStats counts what a Client has done since NewClient.
+type ClientStats struct {
+	Fills         uint64 // calls to Fill
+	Dials         uint64 // connections dialed
+	Reused        uint64 // round trips started on a pooled connection
+	Retries       uint64 // fills retried once on a fresh connection after a stale pooled one failed
+	DialErrors    uint64 // fills failed dialing
+	TimeoutErrors uint64 // fills failed by their ctx (deadline or cancel)
+	IOErrors      uint64 // fills failed reading or writing
+	DecodeErrors  uint64 // fills failed on a malformed or oversized response
+	AuthErrors    uint64 // fills failed on a missing or wrong response MAC
+}
+
+type clientStats struct {
+	fills, dials, reused, retries atomic.Uint64
+	dialErrs, timeoutErrs, ioErrs atomic.Uint64
+	decodeErrs, authErrs          atomic.Uint64
+}
+
+type errKind uint8
+
+const (
+	kindIO errKind = iota
+	kindDial
+	kindTimeout
+	kindDecode
+	kindAuth
+)
+
+// Client sends fills to peers over pooled connections.
+type Client struct {
+	cfg    ClientConfig
+	dialer net.Dialer
+	stats  clientStats
+
+	mu sync.Mutex
+	// guarded by mu
+	closed bool
+	idle   map[string][]*clientConn // per address, most recently used last
+	conns  map[*clientConn]struct{} // every open connection, idle or in use
+}
+
+// clientConn is one pooled connection; a single Fill uses it at a time.
+type clientConn struct {
+	nc       net.Conn
+	br       *bufio.Reader
+	mac      hash.Hash // nil without a key
+	out, in  []byte
+	sum      []byte
+	nextID   uint64 // starts at 1: a server that cannot parse a request answers id 0
+	deadline bool   // a deadline is set on nc
+	closeFn  func() // nc.Close for context.AfterFunc, made once
+}
+
+// NewClient validates cfg and returns a Client; it dials on demand.
+func NewClient(cfg ClientConfig) (*Client, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	return &Client{
+		cfg:    cfg,
+		dialer: net.Dialer{Timeout: cfg.DialTimeout},
+		idle:   make(map[string][]*clientConn),
+		conns:  make(map[*clientConn]struct{}),
+	}, nil
+}
+
+// Close closes every connection; fills in flight fail and later fills
+// return [ErrClosed]. It is idempotent.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	conns := c.conns
+	c.conns = nil
+	c.idle = nil
+	c.mu.Unlock()
+	for cc := range conns {
+		cc.nc.Close()
+	}
+	return nil
+}
+
+// CloseIdle closes the idle connections to addr, for a peer that left the
+// cluster; fills in flight to it are not affected.
+func (c *Client) CloseIdle(addr string) {
+	c.mu.Lock()
+	idle := c.idle[addr]
+	delete(c.idle, addr)
+	for _, cc := range idle {
+		delete(c.conns, cc)
+	}
+	c.mu.Unlock()
+	for _, cc := range idle {
+		cc.nc.Close()
+	}
+}
+
+// Stats returns a snapshot of the client's counters.
+func (c *Client) Stats() ClientStats {
+	return ClientStats{
+		Fills:         c.stats.fills.Load(),
+		Dials:         c.stats.dials.Load(),
+		Reused:        c.stats.reused.Load(),
+		Retries:       c.stats.retries.Load(),
+		DialErrors:    c.stats.dialErrs.Load(),
+		TimeoutErrors: c.stats.timeoutErrs.Load(),
+		IOErrors:      c.stats.ioErrs.Load(),
+		DecodeErrors:  c.stats.decodeErrs.Load(),
+		AuthErrors:    c.stats.authErrs.Load(),
+	}
+}
+
+// Fill asks the peer at addr to answer req; req.From is set to the client's
+// Name. The error is a transport failure (dial, write, read, decode, MAC
+// mismatch, ctx, [ErrClosed]) after which the caller should load by itself;
+// a Refused, Error or other status is a Response, not an error. ctx bounds
+// the dial, the write and the read; the error of a ctx that ended wraps
+// ctx.Err(). An OK answer below req.Floor is reported as StatusBelowFloor.
+func (c *Client) Fill(ctx context.Context, addr string, req Request) (Response, error) {
+	c.stats.fills.Add(1)
+	req.From = c.cfg.Name
+	for attempt := 0; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return Response{}, c.fail(addr, kindTimeout, err)
+		}
+		cc, reused, err := c.get(ctx, addr)
+		if err != nil {
+			if errors.Is(err, ErrClosed) {
+				return Response{}, err
+			}
+			kind := kindDial
+			if ctx.Err() != nil {
+				kind, err = kindTimeout, ctx.Err()
+			}
+			return Response{}, c.fail(addr, kind, err)
+		}
+		resp, kind, err := c.roundTrip(ctx, cc, &req)
+		if err == nil {
+			c.put(addr, cc)
+			return resp, nil
+		}
+		c.discard(cc)
+		// A pooled connection the peer closed while idle fails at once with
+		// EOF or a reset: try once more on a fresh one, as net/http does.
+		if reused && attempt == 0 && kind == kindIO && stale(err) {
+			c.stats.retries.Add(1)
+			continue
+		}
+		return Response{}, c.fail(addr, kind, err)
+	}
+}
+
+// stale reports whether err looks like a connection the peer had closed.
+func stale(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+func (c *Client) fail(addr string, kind errKind, err error) error {
+	switch kind {
+	case kindDial:
+		c.stats.dialErrs.Add(1)
+	case kindTimeout:
+		c.stats.timeoutErrs.Add(1)
+	case kindDecode:
+		c.stats.decodeErrs.Add(1)
+	case kindAuth:
+		c.stats.authErrs.Add(1)
+	default:
+		c.stats.ioErrs.Add(1)
+	}
+	return fmt.Errorf("peer: fill from %s: %w", addr, err)
+}
+
+// get returns a pooled connection to addr, or dials one.
+func (c *Client) get(ctx context.Context, addr string) (cc *clientConn, reused bool, err error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, false, ErrClosed
+	}
+	if l := c.idle[addr]; len(l) > 0 {
+		cc = l[len(l)-1]
+		l[len(l)-1] = nil
+		c.idle[addr] = l[:len(l)-1]
+		c.mu.Unlock()
+		c.stats.reused.Add(1)
+		return cc, true, nil
+	}
+	c.mu.Unlock()
+
+	nc, err := c.dialer.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, false, err
+	}
+	c.stats.dials.Add(1)
+	cc = &clientConn{nextID: 1, nc: nc, br: bufio.NewReaderSize(nc, 4<<10), closeFn: func() { nc.Close() }}
+	if c.cfg.SecretKey != nil {
+		cc.mac = hmac.New(sha256.New, c.cfg.SecretKey)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		nc.Close()
+		return nil, false, ErrClosed
+	}
+	c.conns[cc] = struct{}{}
+	return cc, false, nil
+}
+
+// put returns a healthy connection to the pool, or closes it when the pool
+// is full or the client closed.
+func (c *Client) put(addr string, cc *clientConn) {
+	c.mu.Lock()
+	if !c.closed && len(c.idle[addr]) < c.cfg.MaxIdle {
+		c.idle[addr] = append(c.idle[addr], cc)
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	c.discard(cc)
+}
+
+// discard closes a connection that is in no idle list.
+func (c *Client) discard(cc *clientConn) {
+	cc.nc.Close()
+	c.mu.Lock()
+	delete(c.conns, cc) // no-op after Close set conns to nil
+	c.mu.Unlock()
+}
+
+// roundTrip sends req on cc and reads its answer, bounded by ctx.
+func (c *Client) roundTrip(ctx context.Context, cc *clientConn, req *Request) (Response, errKind, error) {
+	if d, ok := ctx.Deadline(); ok {
+		cc.nc.SetDeadline(d)
+		cc.deadline = true
+	} else if cc.deadline {
+		cc.nc.SetDeadline(time.Time{})
+		cc.deadline = false
+	}
+	var stop func() bool
+	if ctx.Done() != nil {
+		// A cancel (not only a deadline) must unblock the read.
+		stop = context.AfterFunc(ctx, cc.closeFn)
+	}
+	resp, kind, err := c.exchange(cc, req)
+	if stop != nil && !stop() {
+		// ctx ended and closed the connection: whatever happened, it is lost.
+		return Response{}, kindTimeout, ctx.Err()
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return Response{}, kindTimeout, ctx.Err()
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// The conn deadline is the ctx deadline; ctx may lag by a hair.
+			return Response{}, kindTimeout, context.DeadlineExceeded
+		}
+	}
+	return resp, kind, err
+}
+
+func (c *Client) exchange(cc *clientConn, req *Request) (Response, errKind, error) {
+	id := cc.nextID
+	cc.nextID++
+	ts := time.Now().UnixNano()
+	cc.out = append(cc.out[:0], 0, 0, 0, 0)
+	cc.out = appendRequest(cc.out, id, ts, req, cc.mac)
+	putFrameHeader(cc.out)
+	var reqMAC []byte
+	if cc.mac != nil {
+		reqMAC = cc.out[len(cc.out)-macSize:]
+	}
+	if _, err := cc.nc.Write(cc.out); err != nil {
+		return Response{}, kindIO, err
+	}
+	body, err := readFrame(cc.br, cc.in, c.cfg.MaxValue+respOverhead)
+	cc.in = body
+	if err != nil {
+		if errors.Is(err, ErrMalformed) {
+			return Response{}, kindDecode, err
+		}
+		return Response{}, kindIO, err
+	}
+	r, m, err := decodeResponse(body, c.cfg.MaxValue)
+	if err != nil {
+		return Response{}, kindDecode, err
+	}
+	if m.id != id {
+		return Response{}, kindDecode, fmt.Errorf("%w: response to request %d, want %d", ErrMalformed, m.id, id)
+	}
+	if cc.mac != nil {
+		if m.mac == nil {
+			return Response{}, kindAuth, fmt.Errorf("%w: no MAC", ErrAuth)
+		}
+		sumResponse(cc.mac, m.signed, ts, reqMAC)
+		cc.sum = cc.mac.Sum(cc.sum[:0])
+		if !hmac.Equal(cc.sum, m.mac) {
+			return Response{}, kindAuth, fmt.Errorf("%w: bad MAC", ErrAuth)
+		}
+	}
+	if r.Status == StatusOK && r.Version < req.Floor {
+		return Response{Status: StatusBelowFloor, Version: r.Version}, 0, nil
+	}
+	v := make([]byte, len(r.Value)) // the caller's own copy
+	copy(v, r.Value)
+	r.Value = v
+	if cap(cc.in) > keepBuf {
+		cc.in = nil
+	}
+	return r, 0, nil
+}
