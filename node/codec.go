@@ -22,3 +22,26 @@ func (JSONCodec[V]) Decode(b []byte) (V, error) {
 	err := json.Unmarshal(b, &v)
 	return v, err
 }
+
+// defaultCodec is JSON, except for []byte and string values, which go on the
+// wire as they are.
+func defaultCodec[V any]() Codec[V] {
+	var zero V
+	switch any(zero).(type) {
+	case []byte:
+		return any(bytesCodec{}).(Codec[V])
+	case string:
+		return any(stringCodec{}).(Codec[V])
+	}
+	return JSONCodec[V]{}
+}
+
+type bytesCodec struct{}
+
+func (bytesCodec) Encode(v []byte) ([]byte, error) { return v, nil }
+func (bytesCodec) Decode(b []byte) ([]byte, error) { return b, nil }
+
+type stringCodec struct{}
+
+func (stringCodec) Encode(v string) ([]byte, error) { return []byte(v), nil }
+func (stringCodec) Decode(b []byte) (string, error) { return string(b), nil }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/nearcache/nearcache/gossip"
@@ -63,6 +64,16 @@ type Config struct {
 	// exceed MaxStaleness + LoadTimeout (see package local). 0 = 5m.
 	FloorRetention time.Duration
 
+	// Owner fills (G6): a miss asks the key's owner, which loads once for the
+	// whole cluster. FillAddr is where this node answers its peers; "" = the
+	// bind address with any free port (advertised in gossip metadata).
+	// OwnerTimeout bounds the wait for an owner before loading here instead;
+	// 0 = 2s. DisableOwnerFills keeps every load local (per-node coalescing
+	// only).
+	FillAddr          string
+	OwnerTimeout      time.Duration
+	DisableOwnerFills bool
+
 	// Gossip tuning. Profile: gossip.LAN (default) or gossip.Local (tight
 	// timeouts for tests on one machine). Transport: nil = real UDP/TCP
 	// sockets; tests inject faults with gossip/gossiptest.
@@ -98,14 +109,16 @@ func (c Config) validate() error {
 		return errors.New("node: Name is required")
 	case len(c.Name) > 255:
 		return errors.New("node: Name is longer than 255 bytes")
+	case c.OwnerTimeout < 0:
+		return errors.New("node: OwnerTimeout must not be negative")
+	case len(c.Meta) > 500:
+		return errors.New("node: Meta is longer than 500 bytes")
 	case c.MaxConcurrentLoads < 0:
 		return errors.New("node: MaxConcurrentLoads must not be negative")
 	case c.MaxStaleness < 0, c.LoadTimeout < 0, c.MaxClockSkew < 0, c.FloorRetention < 0, c.PushPullInterval < 0:
 		return errors.New("node: durations must not be negative")
 	case c.Degraded != DegradedReadThrough && c.Degraded != DegradedFail:
 		return fmt.Errorf("node: unknown Degraded mode %d", c.Degraded)
-	case len(c.Meta) > 512:
-		return errors.New("node: Meta is longer than 512 bytes")
 	}
 	switch len(c.SecretKey) {
 	case 0, 16, 24, 32:
@@ -130,6 +143,16 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxClockSkew == 0 {
 		c.MaxClockSkew = 100 * time.Millisecond
+	}
+	if c.OwnerTimeout == 0 {
+		c.OwnerTimeout = 2 * time.Second
+	}
+	if c.FillAddr == "" {
+		host := c.BindAddr
+		if host == "" {
+			host = "0.0.0.0"
+		}
+		c.FillAddr = net.JoinHostPort(host, "0")
 	}
 	if c.MaxConcurrentLoads == 0 {
 		c.MaxConcurrentLoads = 64

@@ -10,16 +10,30 @@ import (
 
 // flight is one load in progress, shared by every reader of its key on this node.
 type flight[V any] struct {
-	done chan struct{} // closed when res is set
-	res  fillResult[V]
+	done   chan struct{} // closed when res is set
+	res    fillResult[V]
+	remote bool // it may ask the key's owner (a local-only caller must not join it)
 }
 
 // sharedFill joins the key's load in flight or starts one. The load runs in
 // its own goroutine under a context detached from every caller's (each caller
 // waits on its own ctx), so a cancelled first caller does not fail the others.
 func (g *Group[V]) sharedFill(ctx context.Context, key string) (fillResult[V], error) {
+	return g.sharedFillMode(ctx, key, false)
+}
+
+// sharedFillMode is sharedFill; localOnly (the owner answering a peer) never
+// asks another node, so two nodes that briefly disagree on the owner cannot
+// wait on each other. A local-only caller joins a flight only if it is local
+// too; otherwise it runs its own in ownerFlights.
+func (g *Group[V]) sharedFillMode(ctx context.Context, key string, localOnly bool) (fillResult[V], error) {
 	g.mu.Lock()
 	f, ok := g.flights[key]
+	table := g.flights
+	if ok && localOnly && f.remote {
+		f, ok = g.ownerFlights[key]
+		table = g.ownerFlights
+	}
 	if ok {
 		g.mu.Unlock()
 		g.ctr.coalesced.Add(1)
@@ -28,10 +42,17 @@ func (g *Group[V]) sharedFill(ctx context.Context, key string) (fillResult[V], e
 			g.mu.Unlock()
 			return fillResult[V]{}, ErrClosed
 		}
-		f = &flight[V]{done: make(chan struct{})}
-		g.flights[key] = f
+		remote := !localOnly && g.n.ownerOf(g.name, key) != ""
+		if localOnly && !remote {
+			table = g.flights // a local flight: this node's own readers may join it
+			if _, busy := g.flights[key]; busy {
+				table = g.ownerFlights
+			}
+		}
+		f = &flight[V]{done: make(chan struct{}), remote: remote}
+		table[key] = f
 		g.mu.Unlock()
-		go g.run(ctx, key, f)
+		go g.run(ctx, key, f, table)
 	}
 	select {
 	case <-f.done:
@@ -41,21 +62,24 @@ func (g *Group[V]) sharedFill(ctx context.Context, key string) (fillResult[V], e
 	}
 }
 
-func (g *Group[V]) run(ctx context.Context, key string, f *flight[V]) {
+func (g *Group[V]) run(ctx context.Context, key string, f *flight[V], table map[string]*flight[V]) {
 	defer g.n.endFlight()
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.n.cfg.LoadTimeout)
 	stop := context.AfterFunc(g.n.closing, cancel) // Close cuts loads short
-	res := g.fill(lctx, key)
+	res := g.fill(lctx, key, f.remote)
 	stop()
 	cancel()
 	g.mu.Lock()
-	delete(g.flights, key)
+	if table[key] == f {
+		delete(table, key)
+	}
 	g.mu.Unlock()
 	f.res = res
 	close(f.done)
 }
 
-// privateFill loads key for one caller, under its ctx and LoadTimeout.
+// privateFill loads key for one caller, under its ctx and LoadTimeout, from
+// the source itself (authoritative and verified reads never ask a peer).
 func (g *Group[V]) privateFill(ctx context.Context, key string) (fillResult[V], error) {
 	if !g.n.startFlight() {
 		return fillResult[V]{}, ErrClosed
@@ -65,13 +89,14 @@ func (g *Group[V]) privateFill(ctx context.Context, key string) (fillResult[V], 
 	defer cancel()
 	stop := context.AfterFunc(g.n.closing, cancel)
 	defer stop()
-	return g.fill(lctx, key), nil
+	return g.fill(lctx, key, false), nil
 }
 
-// fill calls the loader once and caches the result when it is safe to: the
-// fences (floor, tag versions, purge epoch) are captured BEFORE the load, so
-// an invalidation that lands while the load runs wins (G8).
-func (g *Group[V]) fill(ctx context.Context, key string) fillResult[V] {
+// fill gets key's value, from its owner when remote is set and another node
+// owns it, else from the loader, and caches it when it is safe to: the fences
+// (floor, tag versions, purge epoch) are captured BEFORE the value is asked
+// for, so an invalidation that lands meanwhile wins (G8).
+func (g *Group[V]) fill(ctx context.Context, key string, remote bool) fillResult[V] {
 	floor := g.cache.Floor(key)
 	var tags []local.TagVersion
 	if g.cfg.Tags != nil {
@@ -80,35 +105,61 @@ func (g *Group[V]) fill(ctx context.Context, key string) fillResult[V] {
 		}
 	}
 	epoch := g.purgeEpoch.Load()
-	var stamp uint64
-	if g.cfg.Versioning == ClockVersions {
-		stamp = max(g.n.clock.now()-uint64(g.n.cfg.MaxClockSkew), floor)
-	}
 
-	if err := g.n.acquireLoad(ctx); err != nil {
-		return fillResult[V]{err: &LoadError{Group: g.name, Key: key, Err: err}}
+	var (
+		v       V
+		version uint64
+		took    time.Duration
+		err     error
+		done    bool
+	)
+	if remote && g.cfg.Tags == nil && g.n.peerCl != nil {
+		if addr := g.n.ownerOf(g.name, key); addr != "" {
+			start := time.Now()
+			v, version, done, err = g.askOwner(ctx, addr, key, floor)
+			took = time.Since(start)
+			switch {
+			case done:
+				g.fills.owner.Add(1)
+			case err == nil:
+				g.fills.fallback.Add(1)
+			}
+			if err != nil {
+				return fillResult[V]{err: &LoadError{Group: g.name, Key: key, Err: err}}
+			}
+		}
 	}
-	start := time.Now()
-	v, version, err := g.cfg.Loader.Load(ctx, key)
-	took := time.Since(start)
-	g.n.releaseLoad()
-	g.ctr.loads.Add(1)
-	g.n.cfg.Observer.ObserveLoad(g.name, took, err)
-	if err != nil {
-		g.ctr.loadErrors.Add(1)
-		return fillResult[V]{err: &LoadError{Group: g.name, Key: key, Err: err}}
-	}
-	switch {
-	case g.cfg.Versioning == ClockVersions:
-		version = stamp
-	case version == 0:
-		g.ctr.loadErrors.Add(1)
-		return fillResult[V]{err: &LoadError{Group: g.name, Key: key,
-			Err: fmt.Errorf("loader returned version 0 in a SourceVersions group (use ClockVersions when the source has no versions)")}}
+	if !done {
+		var stamp uint64
+		if g.cfg.Versioning == ClockVersions {
+			stamp = max(g.n.clock.now()-uint64(g.n.cfg.MaxClockSkew), floor)
+		}
+		if err := g.n.acquireLoad(ctx); err != nil {
+			return fillResult[V]{err: &LoadError{Group: g.name, Key: key, Err: err}}
+		}
+		start := time.Now()
+		v, version, err = g.cfg.Loader.Load(ctx, key)
+		took = time.Since(start)
+		g.n.releaseLoad()
+		g.ctr.loads.Add(1)
+		g.fills.local.Add(1)
+		g.n.cfg.Observer.ObserveLoad(g.name, took, err)
+		if err != nil {
+			g.ctr.loadErrors.Add(1)
+			return fillResult[V]{err: &LoadError{Group: g.name, Key: key, Err: err}}
+		}
+		switch {
+		case g.cfg.Versioning == ClockVersions:
+			version = stamp
+		case version == 0:
+			g.ctr.loadErrors.Add(1)
+			return fillResult[V]{err: &LoadError{Group: g.name, Key: key,
+				Err: fmt.Errorf("loader returned version 0 in a SourceVersions group (use ClockVersions when the source has no versions)")}}
+		}
 	}
 	r := fillResult[V]{val: v, version: version, tags: tags}
 
-	// Store only what is safe: not after a purge that began after the load,
+	// Store only what is safe: not after a purge that began after the fill,
 	// not a fill slower than LoadTimeout (its fences may be forgotten), not
 	// while the node does not trust its cache.
 	if took <= g.n.cfg.LoadTimeout && g.purgeEpoch.Load() == epoch && g.n.trusted.Load() {

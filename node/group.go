@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nearcache/nearcache/local"
+	"github.com/nearcache/nearcache/node/internal/peer"
 )
 
 // Versioning says where a group's versions come from.
@@ -35,7 +37,7 @@ const MaxKeyLen = 1024
 // GroupConfig configures a [Group]. Zero fields take the default written beside them.
 type GroupConfig[V any] struct {
 	Loader     Loader[V]     // required: the source of truth
-	Codec      Codec[V]      // nil = JSONCodec; used to size values (and, later, on the wire)
+	Codec      Codec[V]      // nil = raw bytes for []byte and string values, JSONCodec otherwise; sizes values and carries them between nodes
 	TTL        time.Duration // 0 = no expiry (invalidations only); jittered down by up to 10%
 	MaxCost    int64         // local cache budget in bytes; 0 = 64 MiB
 	Versioning Versioning    // SourceVersions (default) or ClockVersions
@@ -61,9 +63,12 @@ type Group[V any] struct {
 	// purgeEpoch changes on every purge; a fill that started before it is not stored.
 	purgeEpoch atomic.Uint64
 
-	// mu guards flights.
-	mu      sync.Mutex
-	flights map[string]*flight[V]
+	fills fillCounters
+
+	// mu guards flights and ownerFlights.
+	mu           sync.Mutex
+	flights      map[string]*flight[V] // loads for this node's readers (and, when local, for peers)
+	ownerFlights map[string]*flight[V] // local loads for peers while a remote flight of the key runs here
 }
 
 type groupCounters struct {
@@ -77,6 +82,7 @@ type groupCounters struct {
 // groupHandle is what a Node needs of its groups, whatever their value type.
 type groupHandle interface {
 	apply(kind uint8, key string, version uint64)
+	serveFill(ctx context.Context, key string, floor uint64) peer.Response
 	purge()
 	stats() GroupStats
 	close()
@@ -99,7 +105,7 @@ func NewGroup[V any](n *Node, name string, cfg GroupConfig[V]) (*Group[V], error
 		return nil, fmt.Errorf("node: group %q: unknown Versioning %d", name, cfg.Versioning)
 	}
 	if cfg.Codec == nil {
-		cfg.Codec = JSONCodec[V]{}
+		cfg.Codec = defaultCodec[V]()
 	}
 	_, observed := n.cfg.Observer.(nopObserver)
 	cache, err := local.New[V](local.Config{
@@ -110,7 +116,7 @@ func NewGroup[V any](n *Node, name string, cfg GroupConfig[V]) (*Group[V], error
 	if err != nil {
 		return nil, fmt.Errorf("node: group %q: %w", name, err)
 	}
-	g := &Group[V]{n: n, name: name, cfg: cfg, cache: cache, flights: make(map[string]*flight[V])}
+	g := &Group[V]{n: n, name: name, cfg: cfg, cache: cache, flights: make(map[string]*flight[V]), ownerFlights: make(map[string]*flight[V])}
 	if err := n.addGroup(name, g); err != nil {
 		cache.Close()
 		return nil, err
@@ -189,6 +195,16 @@ func (g *Group[V]) stats() GroupStats {
 		InvalidationsReceived: g.ctr.received.Load(),
 		InvalidationsApplied:  g.ctr.applied.Load(),
 		Purges:                g.ctr.purges.Load(),
+		FillsLocal:            g.fills.local.Load(),
+		FillsOwner:            g.fills.owner.Load(),
+		FillsFallback:         g.fills.fallback.Load(),
+		FillsServed:           g.fills.served.Load(),
+		OwnerErrors: OwnerErrors{
+			Transport: g.fills.rpcErrors[rpcTransport].Load(),
+			Timeout:   g.fills.rpcErrors[rpcTimeout].Load(),
+			Refused:   g.fills.rpcErrors[rpcRefused].Load(),
+			Owner:     g.fills.rpcErrors[rpcOwnerError].Load(),
+		},
 		Local: LocalStats{
 			Floors:       ls.Floors,
 			FloorsFolded: ls.FloorsFolded,

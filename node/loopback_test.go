@@ -109,45 +109,73 @@ func eventually(t *testing.T, limit time.Duration, what string, cond func() bool
 	}
 }
 
+// ownerIndex returns the index of the member that owns key of "rows".
+func ownerIndex(t *testing.T, ms []*lbMember, key string) int {
+	t.Helper()
+	name := ms[0].n.owners.Load().ring.Owner("rows\x00" + key)
+	for i, m := range ms {
+		if m.n.Name() == name {
+			return i
+		}
+	}
+	t.Fatalf("owner %q of %q is not a member", name, key)
+	return -1
+}
+
 // TestLoopbackSlowFillStoredNowhere is G8 across a real cluster: a fill that
 // read the old row and finishes after the write's invalidation reached every
-// node is stored on no node, and no node serves the old version afterwards.
+// node is stored on no node, and no node serves the old version afterwards —
+// whether the slow fill runs on the reader itself (it owns the key) or on the
+// key's owner answering the reader.
 func TestLoopbackSlowFillStoredNowhere(t *testing.T) {
-	src := newSource()
-	nw := gossiptest.New(11)
-	nw.SetDuplicate(0.3)
-	nw.SetDelay(0, 3*time.Millisecond)
-	ms := loopbackCluster(t, nw, 3, src)
-	v1 := src.put("k", "")
+	for _, where := range []string{"reader owns the key", "owner fills for the reader"} {
+		t.Run(where, func(t *testing.T) {
+			src := newSource()
+			nw := gossiptest.New(11)
+			nw.SetDuplicate(0.3)
+			nw.SetDelay(0, 3*time.Millisecond)
+			ms := loopbackCluster(t, nw, 3, src)
+			v1 := src.put("k", "")
+			o := ownerIndex(t, ms, "k")
+			r := o
+			if where != "reader owns the key" {
+				r = (o + 1) % len(ms)
+			}
 
-	gt := newGate()
-	ms[1].loader.setHold(gt.hold)
-	slow := make(chan string, 1)
-	go func() { v, _ := ms[1].g.Get(context.Background(), "k"); slow <- v }()
-	<-gt.started // n1's fill has read version v1
-	ms[1].loader.setHold(nil)
+			gt := newGate()
+			ms[o].loader.setHold(gt.hold)
+			slow := make(chan string, 1)
+			go func() { v, _ := ms[r].g.Get(context.Background(), "k"); slow <- v }()
+			<-gt.started // the owner's fill has read version v1
+			ms[o].loader.setHold(nil)
 
-	v2 := src.put("k", "")
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	if err := ms[0].g.Invalidate(ctx, "k", v2, AckAll()); err != nil {
-		t.Fatal(err)
-	}
-	close(gt.release) // the slow fill returns v1 now, after every node applied v2
-	if got := <-slow; got != strconv.FormatUint(v2, 10) {
-		t.Errorf("n1's slow reader got version %s; it must retry past the floor to %d", got, v2)
-	}
-	for _, m := range ms {
-		m.g.cache.Wait()
-		if e, ok := m.g.cache.Get("k"); ok && e.Version < v2 {
-			t.Errorf("%s caches version %d below the floor %d (G8)", m.n.Name(), e.Version, v2)
-		}
-		if got := mustGet(t, m.g, "k"); got != strconv.FormatUint(v2, 10) {
-			t.Errorf("%s: Get = %s, want %d", m.n.Name(), got, v2)
-		}
-	}
-	if v1 >= v2 {
-		t.Fatal("test setup: versions did not grow")
+			v2 := src.put("k", "")
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+			defer cancel()
+			w := (o + 2) % len(ms) // a writer that is neither
+			if err := ms[w].g.Invalidate(ctx, "k", v2, AckAll()); err != nil {
+				t.Fatal(err)
+			}
+			close(gt.release) // the slow fill returns v1 now, after every node applied v2
+			if got := <-slow; got != strconv.FormatUint(v2, 10) {
+				t.Errorf("the slow reader got version %s; it must retry past the floor to %d", got, v2)
+			}
+			for _, m := range ms {
+				m.g.cache.Wait()
+				if e, ok := m.g.cache.Get("k"); ok && e.Version < v2 {
+					t.Errorf("%s caches version %d below the floor %d (G8)", m.n.Name(), e.Version, v2)
+				}
+				if got := mustGet(t, m.g, "k"); got != strconv.FormatUint(v2, 10) {
+					t.Errorf("%s: Get = %s, want %d", m.n.Name(), got, v2)
+				}
+			}
+			if v1 >= v2 {
+				t.Fatal("test setup: versions did not grow")
+			}
+			if r != o && ms[r].g.stats().FillsOwner+ms[r].g.stats().FillsFallback == 0 {
+				t.Error("the reader never asked the owner: the test did not exercise owner fills")
+			}
+		})
 	}
 }
 

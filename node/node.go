@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nearcache/nearcache/gossip"
+	"github.com/nearcache/nearcache/node/internal/peer"
 )
 
 // Node is one member of a nearcache cluster: it holds the groups' local caches
@@ -19,6 +20,10 @@ type Node struct {
 	cfg     Config
 	cluster *gossip.Cluster // nil when Standalone
 	clock   hlc
+
+	owners  atomic.Pointer[owners] // the ring and peer addresses; nil until members are known
+	peerSrv *peer.Server           // answers peers' fills; nil when owner fills are off
+	peerCl  *peer.Client           // asks owners; nil when owner fills are off
 
 	loadSlots chan struct{} // a token per running loader call (MaxConcurrentLoads)
 
@@ -66,6 +71,11 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.Standalone {
 		n.trusted.Store(true)
 	} else {
+		port, err := n.startPeers()
+		if err != nil {
+			n.cancel()
+			return nil, err
+		}
 		hb := min(250*time.Millisecond, cfg.MaxStaleness/8)
 		c, err := gossip.Start(ctx, gossip.Config{
 			Name:              cfg.Name,
@@ -75,7 +85,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 			AdvertisePort:     cfg.AdvertisePort,
 			Join:              cfg.Join,
 			SecretKey:         cfg.SecretKey,
-			Meta:              cfg.Meta,
+			Meta:              encodeMeta(port, cfg.Meta),
 			Profile:           cfg.Profile,
 			PushPullInterval:  cfg.PushPullInterval,
 			HeartbeatInterval: hb,
@@ -84,10 +94,12 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 			Logger:            cfg.Logger.With("component", "gossip"),
 		})
 		if err != nil {
+			n.closePeers()
 			n.cancel()
 			return nil, fmt.Errorf("node: %w", err)
 		}
 		n.cluster = c
+		n.updateOwners(c.Members())
 		n.checkTrust(time.Now())
 		n.watchWG.Add(1)
 		go n.watch()
@@ -127,7 +139,8 @@ func (n *Node) Members() []Member {
 	ms := n.cluster.Members()
 	out := make([]Member, len(ms))
 	for i, m := range ms {
-		out[i] = Member{Name: m.Name, Addr: m.Addr, Meta: m.Meta, State: m.State}
+		_, user := decodeMeta(m.Meta)
+		out[i] = Member{Name: m.Name, Addr: m.Addr, Meta: user, State: m.State}
 	}
 	return out
 }
@@ -168,6 +181,7 @@ func (n *Node) Close() error {
 		n.cancel()
 		<-drained
 		n.watchWG.Wait()
+		n.closePeers()
 		if n.cluster != nil {
 			n.closeErr = n.cluster.Close()
 		}
@@ -389,5 +403,6 @@ func (h *handler) Unrepairable(origin string) {
 func (h *handler) MembersChanged(members []gossip.Member) {
 	n := (*Node)(h)
 	n.members.Store(int64(len(members))) // gossip lists live members (alive or suspect)
+	n.updateOwners(members)
 	n.cfg.Logger.Debug("members changed", "members", len(members))
 }

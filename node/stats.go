@@ -45,6 +45,12 @@ type GroupStats struct {
 	Loads      uint64 // loader calls
 	LoadErrors uint64
 	Coalesced  uint64 // Gets that waited for another caller's load instead of loading
+	// Fills by where the value came from (G6).
+	FillsLocal    uint64 // loader calls on this node (as owner, alone, or falling back)
+	FillsOwner    uint64 // misses served by the key's owner
+	FillsFallback uint64 // misses whose owner could not answer: loaded here instead
+	FillsServed   uint64 // fills this node answered as owner for peers
+	OwnerErrors   OwnerErrors
 	// Invalidations.
 	InvalidationsSent     uint64 // published by this node (keys and tags)
 	InvalidationsReceived uint64 // from other nodes
@@ -63,4 +69,12 @@ type LocalStats struct {
 	KeysEvicted  uint64
 	CostAdded    uint64
 	CostEvicted  uint64
+}
+
+// OwnerErrors counts failed requests to key owners, by kind.
+type OwnerErrors struct {
+	Transport uint64 // dial, i/o, decode or authentication failure
+	Timeout   uint64 // no answer within OwnerTimeout
+	Refused   uint64 // the owner refused this node (membership or key)
+	Owner     uint64 // the owner answered with an error, overload or below our floor
 }
