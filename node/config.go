@@ -67,8 +67,8 @@ type Config struct {
 	// Owner fills (G6): a miss asks the key's owner, which loads once for the
 	// whole cluster. FillAddr is where this node answers its peers; "" = the
 	// bind address with any free port (advertised in gossip metadata).
-	// OwnerTimeout bounds the wait for an owner before loading here instead;
-	// 0 = 2s. DisableOwnerFills keeps every load local (per-node coalescing
+	// OwnerTimeout bounds the wait for an owner before loading here instead,
+	// within the same LoadTimeout; 0 = LoadTimeout/2. Must be below LoadTimeout. DisableOwnerFills keeps every load local (per-node coalescing
 	// only).
 	FillAddr          string
 	OwnerTimeout      time.Duration
@@ -126,6 +126,9 @@ func (c Config) validate() error {
 		return fmt.Errorf("node: SecretKey must be 16, 24 or 32 bytes, not %d", len(c.SecretKey))
 	}
 	d := c.withDefaults()
+	if d.OwnerTimeout >= d.LoadTimeout {
+		return fmt.Errorf("node: OwnerTimeout (%v) must be below LoadTimeout (%v): a fallback load needs time too", d.OwnerTimeout, d.LoadTimeout)
+	}
 	if d.FloorRetention <= d.MaxStaleness+d.LoadTimeout {
 		return fmt.Errorf("node: FloorRetention (%v) must exceed MaxStaleness + LoadTimeout (%v)",
 			d.FloorRetention, d.MaxStaleness+d.LoadTimeout)
@@ -145,7 +148,7 @@ func (c Config) withDefaults() Config {
 		c.MaxClockSkew = 100 * time.Millisecond
 	}
 	if c.OwnerTimeout == 0 {
-		c.OwnerTimeout = 2 * time.Second
+		c.OwnerTimeout = c.LoadTimeout / 2
 	}
 	if c.FillAddr == "" {
 		host := c.BindAddr
