@@ -237,4 +237,3 @@ func BenchmarkRemoteFill(b *testing.B) {
 		})
 	}
 }
-
