@@ -48,6 +48,7 @@ type Cache[V any] struct {
 	closed atomic.Bool
 	gen    atomic.Uint64 // bumped by Purge
 	jitter float64
+	grace  time.Duration
 	_      [128]byte
 
 	floors floors // epochs read by Get; shards locked by Raise, Set, slow Gets
@@ -76,6 +77,7 @@ func New[V any](cfg Config) (*Cache[V], error) {
 	c := &Cache[V]{
 		seed:   maphash.MakeSeed(),
 		jitter: cfg.Jitter,
+		grace:  cfg.Grace,
 	}
 	c.floors.init(cfg.FloorRetention, cfg.MaxFloors)
 	c.tags.init(cfg.MaxFloors)
@@ -230,6 +232,9 @@ func (c *Cache[V]) set(key string, e Entry[V], cost int64, ttl time.Duration, ta
 	}
 	ne := new(Entry[V])
 	*ne = e
+	if ttl > 0 {
+		ttl += c.grace
+	}
 	if !c.rc.SetWithTTL(h, ne, max(cost, 1), ttl) {
 		return Dropped
 	}

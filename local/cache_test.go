@@ -151,3 +151,26 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("KeysAdded = %d, CostAdded = %d; want 1, 1", st.KeysAdded, st.CostAdded)
 	}
 }
+
+func TestGraceKeepsExpiredEntries(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, err := New[string](Config{Grace: time.Minute, Jitter: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if r := c.Set("k", Entry[string]{Value: "v", Version: 1}, 1, time.Second, nil); r != Stored {
+			t.Fatalf("Set = %v", r)
+		}
+		c.Wait()
+		time.Sleep(2 * time.Second)
+		e, ok := c.Get("k")
+		if !ok || e.ExpireAt > time.Now().UnixNano() {
+			t.Fatalf("with Grace, an expired entry must still be returned (ok=%v) and show it expired", ok)
+		}
+		time.Sleep(time.Minute)
+		if _, ok := c.Get("k"); ok {
+			t.Error("entry outlived TTL + Grace")
+		}
+	})
+}

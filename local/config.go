@@ -14,7 +14,11 @@ type Config struct {
 	FloorRetention time.Duration // how long a key floor is kept after it was last raised; 0 = 5m
 	MaxFloors      int           // exact key floors kept, and tag records kept; 0 = 1<<20
 	Jitter         float64       // TTLs are shortened by a random fraction in [0, Jitter); 0 = 0.1; negative = none; must be < 1
-	Metrics        bool          // ristretto's own counters (hits, misses, cost added/evicted); off by default
+	// Grace keeps an entry in the store this long past its ExpireAt, for a
+	// caller that may serve it stale when its source fails: Get then returns
+	// expired entries and the caller must check ExpireAt. 0 = none.
+	Grace   time.Duration
+	Metrics bool // ristretto's own counters (hits, misses, cost added/evicted); off by default
 }
 
 // DefaultConfig returns the defaults written out.
@@ -36,6 +40,8 @@ func (c Config) validate() error {
 		return errors.New("local: MaxFloors must not be negative")
 	case math.IsNaN(c.Jitter) || math.IsInf(c.Jitter, 0):
 		return errors.New("local: Jitter must be a finite number")
+	case c.Grace < 0:
+		return errors.New("local: Grace must not be negative")
 	case c.Jitter >= 1:
 		return errors.New("local: Jitter must be less than 1")
 	}

@@ -21,6 +21,7 @@ type Entry[V any] struct {
 	StoredAt int64         // unix nanos (wall) when Set accepted it; filled by Set
 	ExpireAt int64         // unix nanos of the jittered expiry; 0 = never; filled by Set
 	LoadTime time.Duration // how long the fill took (for early refresh); given by the caller
+	Absent   bool          // the source has no such key (a negative entry); Value is the zero value
 }
 
 // entryTags are the tag versions a fill captured before its load started.
