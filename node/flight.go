@@ -62,6 +62,20 @@ func (g *Group[V]) sharedFillMode(ctx context.Context, key string, localOnly boo
 	}
 }
 
+// startRefresh starts a background load of key unless one is in flight; it
+// reports whether it started one. Nobody waits for it: it stores its result.
+func (g *Group[V]) startRefresh(key string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if _, busy := g.flights[key]; busy || !g.n.startFlight() {
+		return false
+	}
+	f := &flight[V]{done: make(chan struct{}), remote: g.n.ownerOf(g.name, key) != ""}
+	g.flights[key] = f
+	go g.run(context.Background(), key, f, g.flights)
+	return true
+}
+
 func (g *Group[V]) run(ctx context.Context, key string, f *flight[V], table map[string]*flight[V]) {
 	defer g.n.endFlight()
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.n.cfg.LoadTimeout)
@@ -125,6 +139,9 @@ func (g *Group[V]) fill(ctx context.Context, key string, remote bool) fillResult
 				g.fills.fallback.Add(1)
 			}
 			if err != nil {
+				if IsNotFound(err) {
+					return g.notFound(key, max(version, floor), tags, epoch, err)
+				}
 				return fillResult[V]{err: &LoadError{Group: g.name, Key: key, Err: err}}
 			}
 		}
@@ -145,6 +162,9 @@ func (g *Group[V]) fill(ctx context.Context, key string, remote bool) fillResult
 		g.fills.local.Add(1)
 		g.n.cfg.Observer.ObserveLoad(g.name, took, err)
 		if err != nil {
+			if IsNotFound(err) {
+				return g.notFound(key, max(stamp, floor), tags, epoch, err)
+			}
 			g.ctr.loadErrors.Add(1)
 			return fillResult[V]{err: &LoadError{Group: g.name, Key: key, Err: err}}
 		}
@@ -171,4 +191,20 @@ func (g *Group[V]) fill(ctx context.Context, key string, remote bool) fillResult
 		}
 	}
 	return r
+}
+
+// notFound is a fill's "the source has no such key": version is the floor
+// (or clock stamp) captured before asking, so a reader checks it like a value
+// (a key created and invalidated meanwhile makes it stale), and with
+// NegativeTTL it is cached as an absent entry under the same fences.
+func (g *Group[V]) notFound(key string, version uint64, tags []local.TagVersion, epoch uint64, err error) fillResult[V] {
+	if g.cfg.NegativeTTL > 0 && g.purgeEpoch.Load() == epoch && g.n.trusted.Load() {
+		e := local.Entry[V]{Version: version, Absent: true}
+		if g.cache.Set(key, e, int64(len(key)+64), g.cfg.NegativeTTL, tags) == local.Stored {
+			g.ctr.setsStored.Add(1)
+		} else {
+			g.ctr.setsRejected.Add(1)
+		}
+	}
+	return fillResult[V]{version: version, tags: tags, err: &LoadError{Group: g.name, Key: key, Err: err}}
 }

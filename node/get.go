@@ -2,6 +2,9 @@ package node
 
 import (
 	"context"
+	"errors"
+	"math"
+	"math/rand/v2"
 	"time"
 
 	"github.com/nearcache/nearcache/local"
@@ -46,7 +49,15 @@ func (g *Group[V]) Get(ctx context.Context, key string, opts ...ReadOption) (V, 
 		mode = max(mode, o.mode)
 	}
 	if mode == readCached && g.n.trusted.Load() {
-		if e, ok := g.cache.Get(key); ok { // counted by the store's striped counters
+		if e, ok := g.cache.Get(key); ok && !(g.checkStale && g.expired(e)) { // counted by the store's striped counters
+			if e.ExpireAt != 0 && g.beta > 0 && rand.Uint32()&refreshSample == 0 {
+				g.maybeRefresh(key, e)
+			}
+			if e.Absent {
+				g.ctr.negativeHits.Add(1)
+				var zero V
+				return zero, g.absent
+			}
 			return e.Value, nil
 		}
 	}
@@ -134,10 +145,15 @@ func (g *Group[V]) load(ctx context.Context, key string, shared bool) (V, error)
 		if err != nil {
 			return zero, err
 		}
-		if r.err != nil {
+		if r.err != nil && !(IsNotFound(r.err) && !g.current(key, r)) {
+			if shared && g.checkStale && !errors.Is(r.err, context.Canceled) && !IsNotFound(r.err) {
+				if v, ok := g.staleOnError(key); ok {
+					return v, nil
+				}
+			}
 			return zero, r.err
 		}
-		if g.current(key, r) {
+		if r.err == nil && g.current(key, r) {
 			return r.val, nil
 		}
 		g.ctr.staleRejected.Add(1)
@@ -153,6 +169,41 @@ func (g *Group[V]) load(ctx context.Context, key string, shared bool) (V, error)
 		}
 	}
 	return zero, &StaleError{Group: g.name, Key: key, Version: r.version, Floor: g.cache.ExactFloor(key)}
+}
+
+// refreshSample: one hit in refreshSample+1 of an entry with a TTL runs the
+// early-refresh test, so the hot path rarely reads the clock.
+const refreshSample = 15
+
+// expired reports whether e's TTL has ended (for StaleOnError groups, whose
+// entries outlive it in the store).
+func (g *Group[V]) expired(e *local.Entry[V]) bool {
+	return e.ExpireAt != 0 && time.Now().UnixNano() >= e.ExpireAt
+}
+
+// maybeRefresh runs XFetch (probabilistic early expiration, Vattani et al.):
+// reload in the background when now - LoadTime*beta*ln(U) >= ExpireAt, so a
+// key read often is refreshed shortly before it expires, one load at a time.
+func (g *Group[V]) maybeRefresh(key string, e *local.Entry[V]) {
+	delta := float64(max(e.LoadTime, time.Millisecond))
+	if float64(time.Now().UnixNano())-delta*g.beta*math.Log(1-rand.Float64()) < float64(e.ExpireAt) {
+		return
+	}
+	if g.startRefresh(key) {
+		g.ctr.earlyRefreshes.Add(1)
+	}
+}
+
+// staleOnError returns key's expired value if it ended less than
+// MaxStaleness ago and was never invalidated (the store refuses those).
+func (g *Group[V]) staleOnError(key string) (V, bool) {
+	var zero V
+	e, ok := g.cache.Get(key)
+	if !ok || e.Absent || e.ExpireAt == 0 || time.Now().UnixNano()-e.ExpireAt > int64(g.n.cfg.MaxStaleness) {
+		return zero, false
+	}
+	g.ctr.staleServed.Add(1)
+	return e.Value, true
 }
 
 // current reports whether a fill result may still be returned now: not below

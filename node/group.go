@@ -44,6 +44,19 @@ type GroupConfig[V any] struct {
 	// Cost returns a value's size in bytes for MaxCost; nil = len(key) + the
 	// length of its encoding (len for string and []byte values) + 64.
 	Cost func(key string, v V) int64
+	// NegativeTTL caches "the source has no such key" this long (Gets then
+	// return a not-found error without loading). An Invalidate of the key,
+	// after the row is created, ends it at once. 0 = not cached.
+	NegativeTTL time.Duration
+	// EarlyRefresh is XFetch's beta: a key read often enough is reloaded in
+	// the background shortly before its TTL ends (earlier for slower loads),
+	// while readers keep getting the current value, so a hot key never
+	// expires under its readers. 0 = 1; negative = off. Only with a TTL.
+	EarlyRefresh float64
+	// StaleOnError serves a value whose TTL has ended, for at most the node's
+	// MaxStaleness past it, when reloading it fails (the source is down). An
+	// invalidated value is never served. Costs a clock read per hit.
+	StaleOnError bool
 	// Tags names the tags a key depends on (F3): InvalidateTag(t) invalidates
 	// every key whose Tags include t. Tags must depend on the key only, since
 	// they are captured before the load starts. nil = no tags.
@@ -65,6 +78,10 @@ type Group[V any] struct {
 
 	fills fillCounters
 
+	absent     error   // returned for cached negative entries (no allocation on the hit path)
+	beta       float64 // XFetch beta; 0 = early refresh off
+	checkStale bool    // StaleOnError: entries outlive their TTL by MaxStaleness; hits check ExpireAt
+
 	// mu guards flights and ownerFlights.
 	mu           sync.Mutex
 	flights      map[string]*flight[V] // loads for this node's readers (and, when local, for peers)
@@ -72,11 +89,12 @@ type Group[V any] struct {
 }
 
 type groupCounters struct {
-	misses, staleRejected, bypass, degraded atomic.Uint64
-	loads, loadErrors, coalesced            atomic.Uint64
-	sent, received, applied, purges         atomic.Uint64
-	setsStored, setsRejected                atomic.Uint64
-	verifyLookups                           atomic.Uint64 // store hits that were Verified reads' look-ups, not served hits
+	misses, staleRejected, bypass, degraded   atomic.Uint64
+	loads, loadErrors, coalesced              atomic.Uint64
+	sent, received, applied, purges           atomic.Uint64
+	setsStored, setsRejected                  atomic.Uint64
+	earlyRefreshes, negativeHits, staleServed atomic.Uint64
+	verifyLookups                             atomic.Uint64 // store hits that were Verified reads' look-ups, not served hits
 }
 
 // groupHandle is what a Node needs of its groups, whatever their value type.
@@ -101,6 +119,10 @@ func NewGroup[V any](n *Node, name string, cfg GroupConfig[V]) (*Group[V], error
 		return nil, fmt.Errorf("node: group %q: TTL must not be negative", name)
 	case cfg.MaxCost < 0:
 		return nil, fmt.Errorf("node: group %q: MaxCost must not be negative", name)
+	case cfg.NegativeTTL < 0:
+		return nil, fmt.Errorf("node: group %q: NegativeTTL must not be negative", name)
+	case cfg.StaleOnError && cfg.TTL == 0:
+		return nil, fmt.Errorf("node: group %q: StaleOnError needs a TTL (values without one never expire)", name)
 	case cfg.Versioning != SourceVersions && cfg.Versioning != ClockVersions:
 		return nil, fmt.Errorf("node: group %q: unknown Versioning %d", name, cfg.Versioning)
 	}
@@ -108,15 +130,28 @@ func NewGroup[V any](n *Node, name string, cfg GroupConfig[V]) (*Group[V], error
 		cfg.Codec = defaultCodec[V]()
 	}
 	_, observed := n.cfg.Observer.(nopObserver)
+	var grace time.Duration
+	if cfg.StaleOnError {
+		grace = n.cfg.MaxStaleness
+	}
 	cache, err := local.New[V](local.Config{
 		MaxCost:        cfg.MaxCost,
 		FloorRetention: n.cfg.FloorRetention,
 		Metrics:        !observed, // ristretto's counters cost a little per Get: only when someone reads them
+		Grace:          grace,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("node: group %q: %w", name, err)
 	}
-	g := &Group[V]{n: n, name: name, cfg: cfg, cache: cache, flights: make(map[string]*flight[V]), ownerFlights: make(map[string]*flight[V])}
+	g := &Group[V]{n: n, name: name, cfg: cfg, cache: cache, flights: make(map[string]*flight[V]), ownerFlights: make(map[string]*flight[V]),
+		absent: &LoadError{Group: name, Err: notFoundError{}}, checkStale: cfg.StaleOnError}
+	switch {
+	case cfg.TTL == 0 || cfg.EarlyRefresh < 0:
+	case cfg.EarlyRefresh == 0:
+		g.beta = 1
+	default:
+		g.beta = cfg.EarlyRefresh
+	}
 	if err := n.addGroup(name, g); err != nil {
 		cache.Close()
 		return nil, err
@@ -195,6 +230,9 @@ func (g *Group[V]) stats() GroupStats {
 		InvalidationsReceived: g.ctr.received.Load(),
 		InvalidationsApplied:  g.ctr.applied.Load(),
 		Purges:                g.ctr.purges.Load(),
+		EarlyRefreshes:        g.ctr.earlyRefreshes.Load(),
+		NegativeHits:          g.ctr.negativeHits.Load(),
+		StaleServed:           g.ctr.staleServed.Load(),
 		FillsLocal:            g.fills.local.Load(),
 		FillsOwner:            g.fills.owner.Load(),
 		FillsFallback:         g.fills.fallback.Load(),

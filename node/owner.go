@@ -189,7 +189,7 @@ func (g *Group[V]) askOwner(ctx context.Context, addr, key string, floor uint64)
 		}
 		g.fills.rpcErrors[rpcTransport].Add(1)
 	case resp.Status == peer.StatusNotFound:
-		return v, 0, true, errOwnerNotFound
+		return v, resp.Version, true, errOwnerNotFound
 	case resp.Status == peer.StatusRefused:
 		g.fills.rpcErrors[rpcRefused].Add(1)
 	default: // Error, Overloaded, BelowFloor
@@ -220,7 +220,10 @@ func (g *Group[V]) serveFill(ctx context.Context, key string, floor uint64) peer
 		g.cache.Raise(key, floor) // the requester knows a newer version was committed
 	}
 	if g.n.trusted.Load() {
-		if e, ok := g.cache.Get(key); ok && e.Version >= floor {
+		if e, ok := g.cache.Get(key); ok && e.Version >= floor && !g.expired(e) {
+			if e.Absent {
+				return peer.Response{Status: peer.StatusNotFound, Version: e.Version}
+			}
 			return g.encodeResponse(e.Value, e.Version)
 		}
 	}

@@ -45,6 +45,10 @@ type GroupStats struct {
 	Loads      uint64 // loader calls
 	LoadErrors uint64
 	Coalesced  uint64 // Gets that waited for another caller's load instead of loading
+	// Expiry control.
+	EarlyRefreshes uint64 // background reloads of hot keys before their TTL ended
+	NegativeHits   uint64 // Gets answered "not found" from a negative entry
+	StaleServed    uint64 // expired values served because reloading failed (StaleOnError)
 	// Fills by where the value came from (G6).
 	FillsLocal    uint64 // loader calls on this node (as owner, alone, or falling back)
 	FillsOwner    uint64 // misses served by the key's owner
