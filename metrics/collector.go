@@ -12,6 +12,7 @@ import (
 type descs struct {
 	// Per group.
 	gets, loads, coalesced, invalidations, purges  *prometheus.Desc
+	fills, ownerErrors, expiry                     *prometheus.Desc
 	floors, floorsFolded, sets                     *prometheus.Desc
 	keysAdded, keysEvicted, costAdded, costEvicted *prometheus.Desc
 	// Node-wide.
@@ -30,6 +31,9 @@ func newDescs(ns string) *descs {
 		coalesced:     d("coalesced_waits_total", "Gets that waited for another caller's load instead of loading.", "group"),
 		invalidations: d("invalidations_total", "Invalidations by direction: sent (published by this node), received (from other nodes), applied (received ones that raised a floor or bumped a tag).", "group", "direction"),
 		purges:        d("purges_total", "Whole-group purges of the local cache (unrepairable gap, regained trust).", "group"),
+		fills:         d("fills_total", "Fills by source: local (a loader call here: as the key's owner, alone, or falling back), owner (served by the key's owner), fallback (the owner could not answer; loaded here), served (answered as owner for peers).", "group", "source"),
+		ownerErrors:   d("owner_errors_total", "Failed requests to key owners by kind: transport (dial, i/o, decode, authentication), timeout (no answer within OwnerTimeout), refused (membership or key), owner (the owner answered with an error, overload or below our floor).", "group", "kind"),
+		expiry:        d("expiry_events_total", "Expiry control by event: early_refresh (a hot key reloaded in the background before its TTL ended), negative_hit (not-found answered from a negative entry), stale_served (an expired value served because its reload failed).", "group", "event"),
 
 		floors:       d("local_floors", "Version floors held by the local store.", "group"),
 		floorsFolded: d("local_floors_folded_total", "Version floors folded into coarse buckets because the floor memory bound was reached.", "group"),
@@ -59,7 +63,7 @@ func newDescs(ns string) *descs {
 
 func (d *descs) describe(ch chan<- *prometheus.Desc) {
 	for _, x := range []*prometheus.Desc{
-		d.gets, d.loads, d.coalesced, d.invalidations, d.purges,
+		d.gets, d.loads, d.coalesced, d.invalidations, d.purges, d.fills, d.ownerErrors, d.expiry,
 		d.floors, d.floorsFolded, d.sets, d.keysAdded, d.keysEvicted, d.costAdded, d.costEvicted,
 		d.members, d.trusted, d.degradedTransitions, d.lastHeard,
 		d.gaps, d.repaired, d.unrepairable, d.pendingGaps,
@@ -185,6 +189,17 @@ func (a *attachment) collectGroup(ch chan<- prometheus.Metric, g *node.GroupStat
 	counter(d.invalidations, g.InvalidationsReceived, "received")
 	counter(d.invalidations, g.InvalidationsApplied, "applied")
 	counter(d.purges, g.Purges)
+	counter(d.fills, g.FillsLocal, "local")
+	counter(d.fills, g.FillsOwner, "owner")
+	counter(d.fills, g.FillsFallback, "fallback")
+	counter(d.fills, g.FillsServed, "served")
+	counter(d.ownerErrors, g.OwnerErrors.Transport, "transport")
+	counter(d.ownerErrors, g.OwnerErrors.Timeout, "timeout")
+	counter(d.ownerErrors, g.OwnerErrors.Refused, "refused")
+	counter(d.ownerErrors, g.OwnerErrors.Owner, "owner")
+	counter(d.expiry, g.EarlyRefreshes, "early_refresh")
+	counter(d.expiry, g.NegativeHits, "negative_hit")
+	counter(d.expiry, g.StaleServed, "stale_served")
 	l := &g.Local
 	ch <- prometheus.MustNewConstMetric(d.floors, prometheus.GaugeValue, float64(l.Floors), group)
 	counter(d.floorsFolded, l.FloorsFolded)

@@ -41,6 +41,9 @@ func fixedStats() node.Stats {
 				Name: "users", Hits: 21, Misses: 22, StaleRejected: 23, Bypass: 24, Degraded: 25,
 				Loads: 30, LoadErrors: 4, Coalesced: 28,
 				InvalidationsSent: 29, InvalidationsReceived: 30, InvalidationsApplied: 31, Purges: 32,
+				FillsLocal: 41, FillsOwner: 42, FillsFallback: 43, FillsServed: 44,
+				OwnerErrors:    node.OwnerErrors{Transport: 45, Timeout: 46, Refused: 47, Owner: 48},
+				EarlyRefreshes: 49, NegativeHits: 50, StaleServed: 51,
 				Local: node.LocalStats{Floors: 33, FloorsFolded: 34, SetsStored: 35, SetsRejected: 36,
 					KeysAdded: 37, KeysEvicted: 38, CostAdded: 39, CostEvicted: 40},
 			},
@@ -194,6 +197,24 @@ func TestEverySnapshotField(t *testing.T) {
 		{"nearcache_local_keys_added_total", 37},
 		{"nearcache_local_keys_evicted_total", 38},
 		{"nearcache_local_cost_added_total", 39},
+	}
+	labelled := map[string]float64{
+		`nearcache_fills_total{group="users",source="local"}`:                41,
+		`nearcache_fills_total{group="users",source="owner"}`:                42,
+		`nearcache_fills_total{group="users",source="fallback"}`:             43,
+		`nearcache_fills_total{group="users",source="served"}`:               44,
+		`nearcache_owner_errors_total{group="users",kind="transport"}`:       45,
+		`nearcache_owner_errors_total{group="users",kind="timeout"}`:         46,
+		`nearcache_owner_errors_total{group="users",kind="refused"}`:         47,
+		`nearcache_owner_errors_total{group="users",kind="owner"}`:           48,
+		`nearcache_expiry_events_total{event="early_refresh",group="users"}`: 49,
+		`nearcache_expiry_events_total{event="negative_hit",group="users"}`:  50,
+		`nearcache_expiry_events_total{event="stale_served",group="users"}`:  51,
+	}
+	for key, want := range labelled {
+		if v, ok := got[key]; !ok || v != want {
+			t.Errorf("%s = %v (present %v), want %v", key, v, ok, want)
+		}
 	}
 	for _, tt := range perGroup {
 		t.Run(tt.name, func(t *testing.T) {
