@@ -57,8 +57,11 @@ func (c *Cluster) memberEvent(n *memberlist.Node, alive bool) {
 	}
 	p.node = copyNode(n)
 	switch {
-	case alive && p.state != "alive":
-		p.state, p.since, p.lastHeard, p.leaving = "alive", now, now, false
+	case alive && p.state != "alive" && p.state != "":
+		p.state, p.since, p.lastHeard, p.leaving = "alive", now, now, false // back after a leave or failure
+		c.everPeer = true
+	case alive && p.state == "":
+		p.state, p.since, p.lastHeard = "alive", now, now // first seen (its leave may already be announced)
 		c.everPeer = true
 	case !alive:
 		p.state, p.since = "dead", now
@@ -112,7 +115,7 @@ func (c *Cluster) handleMessage(b []byte) {
 	case *heartbeatMsg:
 		c.receiveHeartbeat(m)
 	case *leavingMsg:
-		c.receiveLeaving(m)
+		c.receiveLeaving(m, b)
 	case *ackMsg:
 		c.receiveAck(m)
 	case *repairReqMsg:
@@ -227,12 +230,28 @@ func (c *Cluster) receiveHeartbeat(m *heartbeatMsg) {
 	}
 }
 
-// receiveLeaving notes that a peer announced its leave: when memberlist then
-// reports it gone, it left (it does not count as failed in Health).
-func (c *Cluster) receiveLeaving(m *leavingMsg) {
+// receiveLeaving notes that a peer announced its leave: when memberlist
+// reports it gone (before or after this message), it left and does not count
+// as failed in Health. The first receipt is passed on through the gossip
+// queue, so members the leaver did not know yet (it joined moments ago) hear
+// it too.
+func (c *Cluster) receiveLeaving(m *leavingMsg, raw []byte) {
+	if m.From == c.cfg.Name {
+		return
+	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if p := c.peers[m.From]; p != nil && p.state == "alive" {
-		p.leaving = true
+	p := c.peers[m.From]
+	if p == nil {
+		p = &peer{}
+		c.peers[m.From] = p
+	}
+	first := !p.leaving && p.state != "left"
+	p.leaving = true
+	if p.state == "dead" {
+		p.state = "left"
+	}
+	c.mu.Unlock()
+	if first {
+		c.bq.QueueBroadcast(&broadcast{name: "\x00leaving\x00" + m.From, msg: raw})
 	}
 }
