@@ -217,6 +217,7 @@ func (c *Cache[V]) set(key string, e Entry[V], cost int64, ttl time.Duration, ta
 	}
 	e.key = key
 	e.bucket = b
+	e.claimed = 0
 	e.tags = nil
 	if len(tags) > 0 {
 		e.tags = &entryTags{captured: append([]TagVersion(nil), tags...), epoch: tagEpoch}

@@ -2,6 +2,7 @@ package local
 
 import (
 	"fmt"
+	"sync/atomic"
 	"time"
 )
 
@@ -10,11 +11,12 @@ import (
 type Entry[V any] struct {
 	// Filled by Set; the caller's values are ignored. First, so that Get's
 	// checks read one cache line.
-	key    string     // guards against 64-bit hash collisions (ristretto is keyed by our hash)
-	gen    uint64     // cache generation at Set; Purge moves the generation on
-	epoch  uint64     // floor-bucket epoch seen when last validated; accessed atomically
-	tags   *entryTags // nil = untagged
-	bucket uint32     // floor bucket index
+	key     string     // guards against 64-bit hash collisions (ristretto is keyed by our hash)
+	gen     uint64     // cache generation at Set; Purge moves the generation on
+	epoch   uint64     // floor-bucket epoch seen when last validated; accessed atomically
+	tags    *entryTags // nil = untagged
+	bucket  uint32     // floor bucket index
+	claimed uint32     // set once by ClaimRefresh; accessed atomically
 
 	Value    V
 	Version  uint64
@@ -28,6 +30,13 @@ type Entry[V any] struct {
 type entryTags struct {
 	captured []TagVersion
 	epoch    uint64 // tag epoch seen when last validated; accessed atomically
+}
+
+// ClaimRefresh reports true to the first caller only, per stored entry: it
+// lets one reader start a background refresh of a cached value while the rest
+// keep reading it, until the refreshed entry replaces it.
+func (e *Entry[V]) ClaimRefresh() bool {
+	return atomic.CompareAndSwapUint32(&e.claimed, 0, 1)
 }
 
 // TagVersion is a tag and the version of it a fill observed before loading.

@@ -34,6 +34,9 @@ func (g *Group[V]) sharedFillMode(ctx context.Context, key string, localOnly boo
 		f, ok = g.ownerFlights[key]
 		table = g.ownerFlights
 	}
+	if ok && f.finished() && !g.reusable(key, f.res) {
+		ok = false // a finished flight lingers only while its result is current
+	}
 	if ok {
 		g.mu.Unlock()
 		g.ctr.coalesced.Add(1)
@@ -45,7 +48,7 @@ func (g *Group[V]) sharedFillMode(ctx context.Context, key string, localOnly boo
 		remote := !localOnly && g.n.ownerOf(g.name, key) != ""
 		if localOnly && !remote {
 			table = g.flights // a local flight: this node's own readers may join it
-			if _, busy := g.flights[key]; busy {
+			if other, busy := g.flights[key]; busy && !other.finished() {
 				table = g.ownerFlights
 			}
 		}
@@ -67,7 +70,7 @@ func (g *Group[V]) sharedFillMode(ctx context.Context, key string, localOnly boo
 func (g *Group[V]) startRefresh(key string) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if _, busy := g.flights[key]; busy || !g.n.startFlight() {
+	if f, busy := g.flights[key]; busy && !f.finished() || !g.n.startFlight() {
 		return false
 	}
 	f := &flight[V]{done: make(chan struct{}), remote: g.n.ownerOf(g.name, key) != ""}
@@ -83,13 +86,36 @@ func (g *Group[V]) run(ctx context.Context, key string, f *flight[V], table map[
 	res := g.fill(lctx, key, f.remote)
 	stop()
 	cancel()
+	f.res = res
+	close(f.done)
+	// ristretto applies Sets asynchronously: until this result is visible
+	// in the store, readers that miss would start load after load (under
+	// CPU pressure, dozens per expiry). The finished flight stays in the
+	// table, answering them, until the store has applied its Set.
+	if res.stored {
+		g.cache.Wait()
+	}
 	g.mu.Lock()
 	if table[key] == f {
 		delete(table, key)
 	}
 	g.mu.Unlock()
-	f.res = res
-	close(f.done)
+}
+
+// finished reports whether f's result is set.
+func (f *flight[V]) finished() bool {
+	select {
+	case <-f.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// reusable reports whether a finished flight's result may serve a reader
+// arriving now: a value still current (not invalidated since).
+func (g *Group[V]) reusable(key string, r fillResult[V]) bool {
+	return r.err == nil && g.current(key, r)
 }
 
 // privateFill loads key for one caller, under its ctx and LoadTimeout, from
@@ -186,6 +212,7 @@ func (g *Group[V]) fill(ctx context.Context, key string, remote bool) fillResult
 		e := local.Entry[V]{Value: v, Version: version, LoadTime: took}
 		if g.cache.Set(key, e, g.cost(key, v), g.cfg.TTL, tags) == local.Stored {
 			g.ctr.setsStored.Add(1)
+			r.stored = true
 		} else {
 			g.ctr.setsRejected.Add(1)
 		}

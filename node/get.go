@@ -189,7 +189,9 @@ func (g *Group[V]) maybeRefresh(key string, e *local.Entry[V]) {
 	if float64(time.Now().UnixNano())-delta*g.beta*math.Log(1-rand.Float64()) < float64(e.ExpireAt) {
 		return
 	}
-	if g.startRefresh(key) {
+	// One refresh per stored entry: until the refreshed entry is visible
+	// (ristretto applies Sets asynchronously) readers still see this one.
+	if e.ClaimRefresh() && g.startRefresh(key) {
 		g.ctr.earlyRefreshes.Add(1)
 	}
 }
@@ -227,4 +229,5 @@ type fillResult[V any] struct {
 	version uint64
 	tags    []local.TagVersion
 	err     error
+	stored  bool // handed to the store (visible once the store applies it)
 }

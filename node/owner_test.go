@@ -105,6 +105,10 @@ func TestHotKeyExpiry(t *testing.T) {
 	bound := int(elapsed/(ttl*9/10)) + 1
 	t.Logf("%v of reads (%d) on 5 nodes x 8 readers, TTL %v: %d loader calls (at most %d allowed: one per expiry)", elapsed.Round(time.Millisecond), reads.Load(), ttl, loads, bound)
 	if loads > bound {
+		for _, m := range ms {
+			s := m.g.stats()
+			t.Logf("%s: misses %d local %d owner %d fallback %d served %d degraded %d early %d coalesced %d errs %+v", m.n.Name(), s.Misses, s.FillsLocal, s.FillsOwner, s.FillsFallback, s.FillsServed, s.Degraded, s.EarlyRefreshes, s.Coalesced, s.OwnerErrors)
+		}
 		t.Errorf("%d loader calls in %v with TTL %v: more than one per expiry (%d)", loads, elapsed, ttl, bound)
 	}
 	if loads < 5 {
