@@ -512,3 +512,34 @@ func TestLoadCap(t *testing.T) {
 		}
 	})
 }
+
+// TestStartWithUnreachableSeed: Start returns (bounded by ctx) and the node
+// reads through to the loader until it has caught up with a peer.
+func TestStartWithUnreachableSeed(t *testing.T) {
+	src := newSource()
+	src.put("k", "v1")
+	cfg := DefaultLocalConfig("lonely")
+	cfg.Join = []string{"127.0.0.1:1"} // nothing listens there
+	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	defer cancel()
+	n, err := Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if n.Trusted() {
+		t.Fatal("a node that reached no seed trusts its cache")
+	}
+	g, err := NewGroup(n, "rows", GroupConfig[string]{Loader: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if got := mustGet(t, g, "k"); got != "v1" {
+			t.Fatalf("Get = %q", got)
+		}
+	}
+	if src.loads() != 3 {
+		t.Errorf("%d loads for 3 reads on an untrusted node, want 3 (read-through)", src.loads())
+	}
+}

@@ -56,10 +56,14 @@ type Node struct {
 	closeErr  error
 }
 
+// initialJoinTimeout bounds Start's first join when ctx has no deadline.
+const initialJoinTimeout = 10 * time.Second
+
 // Start validates cfg, joins the cluster (unless Standalone) and returns a
-// running node. It tries the seeds until one answers or ctx ends; if none
-// answered, the node keeps trying in the background and serves reads from the
-// loader until it has caught up with a peer (see MaxStaleness).
+// running node. It tries the seeds until one answers or ctx ends (at most 10s
+// when ctx has no deadline); if none answered, the node keeps trying in the
+// background and serves reads from the loader until it has caught up with a
+// peer (see MaxStaleness).
 func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -77,7 +81,16 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 			return nil, err
 		}
 		hb := min(250*time.Millisecond, cfg.MaxStaleness/8)
-		c, err := gossip.Start(ctx, gossip.Config{
+		// The first join is bounded even when ctx is not: the rejoin loop
+		// keeps trying in the background, and until then reads go to the
+		// loader (the node has not caught up).
+		jctx := ctx
+		if _, ok := ctx.Deadline(); !ok {
+			var cancel context.CancelFunc
+			jctx, cancel = context.WithTimeout(ctx, initialJoinTimeout)
+			defer cancel()
+		}
+		c, err := gossip.Start(jctx, gossip.Config{
 			Name:              cfg.Name,
 			BindAddr:          cfg.BindAddr,
 			BindPort:          cfg.BindPort,
