@@ -1,9 +1,15 @@
 # nearcache — `make test` is what CI runs (.ci/run).
 GO ?= go
 
-.PHONY: test vet race fuzz-smoke bench demo
+.PHONY: test vet race fuzz-smoke bench demo browser-deps
 
-test: vet race fuzz-smoke
+test: browser-deps vet race fuzz-smoke
+
+# Chromium for the status page's browser test (cmd/nearcache), when missing
+# (apt-get, as root or through sudo; NEARCACHE_SKIP_BROWSER=1 skips that test).
+browser-deps:
+	@test -x /usr/bin/chromium || { S=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	  $$S apt-get update && $$S env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 
 vet:
 	$(GO) vet ./...

@@ -1,11 +1,11 @@
-// Command nearcache is nearcache's binary. Today it runs the demo:
+// Command nearcache is nearcache's binary:
 //
 //	nearcache demo [flags]   a 3-node cluster over embedded SQLite, live figures, a verdict
+//	nearcache node [flags]   one production node: HTTP API, metrics, probes, status page
 //	nearcache help [command]
 //
-// Room is left for `nearcache node` (one node of a multi-process cluster) and
-// `nearcache bench`. Each subcommand has its own flag set; the logic lives in
-// internal packages, this file only wires flags to their Config.
+// Each subcommand has its own flag set; the logic lives in internal packages,
+// this file only wires flags to their Config.
 package main
 
 import (
@@ -48,6 +48,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{name: "demo", summary: "run a nearcache cluster and naive caches on one workload, and compare", flags: demoCommand},
+		{name: "node", summary: "run one nearcache node with its HTTP API (see docs/deploy.md)", flags: nodeCommand},
 	}
 }
 

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestApplyEnv(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		env      map[string]string
+		wantHTTP string
+		wantJoin string
+		wantErr  string
+	}{
+		{name: "default", wantHTTP: "127.0.0.1:8080"},
+		{name: "env over default", env: map[string]string{"NEARCACHE_HTTP_ADDR": ":9000", "NEARCACHE_JOIN": "a,b"}, wantHTTP: ":9000", wantJoin: "a,b"},
+		{name: "flag over env", args: []string{"--http-addr", ":7000"}, env: map[string]string{"NEARCACHE_HTTP_ADDR": ":9000"}, wantHTTP: ":7000"},
+		{name: "bad env value", env: map[string]string{"NEARCACHE_MAX_STALENESS": "soon"}, wantHTTP: "127.0.0.1:8080", wantErr: `NEARCACHE_MAX_STALENESS="soon"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			getenv := func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok }
+			fs, _ := nodeCommandEnv(io.Discard, io.Discard, getenv)
+			if err := fs.Parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			err := applyEnv(fs, getenv)
+			if (err == nil) != (tt.wantErr == "") || err != nil && !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("applyEnv = %v, want error %q", err, tt.wantErr)
+			}
+			if got := fs.Lookup("http-addr").Value.String(); got != tt.wantHTTP {
+				t.Errorf("http-addr = %q, want %q", got, tt.wantHTTP)
+			}
+			if got := fs.Lookup("join").Value.String(); got != tt.wantJoin {
+				t.Errorf("join = %q, want %q", got, tt.wantJoin)
+			}
+		})
+	}
+}
+
+func TestSeeds(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string
+	}{
+		{in: "", want: nil},
+		{in: " a , ,b:1 ", want: []string{"a:7946", "b:1"}},
+		{in: "nearcache.default.svc.cluster.local", want: []string{"nearcache.default.svc.cluster.local:7946"}},
+		{in: "10.0.0.1,[::1]:8000,::1,[fe80::1]", want: []string{"10.0.0.1:7946", "[::1]:8000", "[::1]:7946", "[fe80::1]:7946"}},
+	}
+	for _, tt := range tests {
+		if got := withPort(splitList(tt.in), 7946); !slices.Equal(got, tt.want) {
+			t.Errorf("withPort(splitList(%q)) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestReadKey(t *testing.T) {
+	raw := bytes.Repeat([]byte{0xab}, 32)
+	dir := t.TempDir()
+	tests := []struct {
+		name    string
+		content []byte
+		want    []byte
+		wantErr string
+	}{
+		{name: "raw", content: raw, want: raw},
+		{name: "hex", content: []byte(hex.EncodeToString(raw) + "\n"), want: raw},
+		{name: "short", content: []byte("secret"), wantErr: "got 6 bytes"},
+		{name: "not hex", content: []byte(strings.Repeat("zz", 32)), wantErr: "not hex"},
+		{name: "missing", wantErr: "no such file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(dir, tt.name)
+			if tt.content != nil {
+				if err := os.WriteFile(path, tt.content, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := readKey(path)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("readKey = %v, want error %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || !bytes.Equal(got, tt.want) {
+				t.Errorf("readKey = %x, %v, want %x", got, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestNodeUsageErrors runs the command in-process: bad configuration exits 2
+// with a message, before anything starts.
+func TestNodeUsageErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		wantErr string
+	}{
+		{name: "no source", args: []string{"node", "--name", "a"}, wantErr: "--source is required"},
+		{name: "bad profile", args: []string{"node", "--source", "sqlite:///x", "--profile", "wan"}, wantErr: `--profile "wan"`},
+		{name: "bad level", args: []string{"node", "--source", "sqlite:///x", "--log-level", "loud"}, wantErr: `--log-level "loud"`},
+		{name: "bad key file", args: []string{"node", "--source", "sqlite:///x", "--secret-key-file", "/nonexistent/key"}, wantErr: "secret key"},
+		{name: "bad port", args: []string{"node", "--source", "sqlite:///x", "--gossip-port", "70000"}, wantErr: "ports must be"},
+		{name: "bad env", args: []string{"node"}, env: map[string]string{"NEARCACHE_GOSSIP_PORT": "x"}, wantErr: "NEARCACHE_GOSSIP_PORT"},
+		{name: "empty name from env", args: []string{"node", "--source", "sqlite:///x"}, env: map[string]string{"NEARCACHE_NAME": ""}, wantErr: "--name is required"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			getenv := func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok }
+			var stderr bytes.Buffer
+			fs, do := nodeCommandEnv(io.Discard, &stderr, getenv)
+			if err := fs.Parse(tt.args[1:]); err != nil {
+				t.Fatal(err)
+			}
+			if code := do(context.Background()); code != exitUsage {
+				t.Errorf("exit %d, want %d; stderr %s", code, exitUsage, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), tt.wantErr) {
+				t.Errorf("stderr %q lacks %q", stderr.String(), tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestNodeHelp(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"help", "node"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("nearcache help node: exit %d, stderr %s", code, stderr.String())
+	}
+	for _, want := range []string{"usage: nearcache node", "NEARCACHE_HTTP_ADDR", "-secret-key-file", "-join", "-source"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("help lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	stdout.Reset()
+	if code := run(context.Background(), []string{"help"}, &stdout, &stderr); code != exitOK || !strings.Contains(stdout.String(), "node ") {
+		t.Errorf("nearcache help: exit %d, lists no node command:\n%s", code, stdout.String())
+	}
+}
