@@ -1,9 +1,13 @@
 # nearcache — `make test` is what CI runs (.ci/run).
 GO ?= go
 
-.PHONY: test vet race fuzz-smoke bench demo browser-deps
+.PHONY: test vet race fuzz-smoke bench demo bench-deps browser-deps
 
-test: browser-deps vet race fuzz-smoke
+test: bench-deps browser-deps vet race fuzz-smoke
+
+# redis-server for bench/'s redis strategies (apt-get when missing).
+bench-deps:
+	./scripts/bench-deps.sh
 
 # Chromium for the status page's browser test (cmd/nearcache), when missing
 # (apt-get, as root or through sudo; NEARCACHE_SKIP_BROWSER=1 skips that test).

@@ -59,6 +59,10 @@ type Config struct {
 	ValueSize   int           // bytes of every value the getter returns; 0 = 128
 	StopTimeout time.Duration // SIGTERM to SIGKILL; 0 = 5s
 	Stderr      io.Writer     // children's stderr; nil = kept (last 4 KiB) for error messages
+	// SourceURL, when set, makes every getter GET SourceURL+"?key="+key and
+	// store the response body instead of a fixed value of ValueSize bytes:
+	// the harness's source of truth behind groupcache. "" = fixed values.
+	SourceURL string
 
 	// IgnoreTerm makes the children ignore SIGTERM, so Stop must SIGKILL
 	// them. For tests of Stop.
@@ -186,6 +190,9 @@ func startProc(cfg Config, self string, urls []string, listener *os.File) (*proc
 	}
 	if cfg.IgnoreTerm {
 		args = append(args, "--ignore-term")
+	}
+	if cfg.SourceURL != "" {
+		args = append(args, "--source-url", cfg.SourceURL)
 	}
 	p.cmd = exec.Command(cfg.Binary, args...)
 	p.cmd.ExtraFiles = []*os.File{listener}

@@ -49,6 +49,7 @@ func commands() []command {
 	return []command{
 		{name: "demo", summary: "run a nearcache cluster and naive caches on one workload, and compare", flags: demoCommand},
 		{name: "node", summary: "run one nearcache node with its HTTP API (see docs/deploy.md)", flags: nodeCommand},
+		{name: "bench", summary: "run nearcache beside no cache, local TTL caches, Redis and groupcache, and compare", flags: benchCommand},
 	}
 }
 

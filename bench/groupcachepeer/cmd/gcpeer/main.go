@@ -45,6 +45,7 @@ func run() error {
 	valueSize := flag.Int("value-size", 128, "bytes of the value the getter returns")
 	cacheBytes := flag.Int64("cache-bytes", 64<<20, "groupcache cacheBytes of the group")
 	listenFD := flag.Int("listen-fd", 0, "inherited listening socket to serve on (0 = listen on --self's host:port)")
+	sourceURL := flag.String("source-url", "", "GET this URL with ?key=KEY in the getter and store the body (\"\" = a fixed value of --value-size bytes)")
 	ignoreTerm := flag.Bool("ignore-term", false, "ignore SIGTERM (tests of the parent's SIGKILL fallback)")
 	flag.Parse()
 	if *self == "" || *peers == "" {
@@ -64,8 +65,11 @@ func run() error {
 	}
 	var getterCalls atomic.Int64
 	group := groupcache.NewGroup(Group, *cacheBytes, groupcache.GetterFunc(
-		func(_ context.Context, _ string, dest groupcache.Sink) error {
+		func(ctx context.Context, key string, dest groupcache.Sink) error {
 			getterCalls.Add(1)
+			if *sourceURL != "" {
+				return fetchSource(ctx, *sourceURL, key, dest)
+			}
 			return dest.SetBytes(value)
 		}))
 
@@ -134,4 +138,29 @@ func run() error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	return srv.Shutdown(shutdownCtx)
+}
+
+// fetchSource is the getter with --source-url: the value is the body of
+// GET {sourceURL}?key={key}.
+func fetchSource(ctx context.Context, sourceURL, key string, dest groupcache.Sink) error {
+	if ctx == nil { // groupcache passes the caller's context, which may be nil
+		ctx = context.Background()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, sourceURL+"?key="+url.QueryEscape(key), nil)
+	if err != nil {
+		return err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("source: %w", err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		return fmt.Errorf("source: %w", err)
+	}
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("source: %s: %s", res.Status, b)
+	}
+	return dest.SetBytes(b)
 }

@@ -1,0 +1,168 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math"
+	"math/rand"
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestHistogramQuantiles(t *testing.T) {
+	tests := []struct {
+		name    string
+		samples func(r *rand.Rand) time.Duration
+	}{
+		{"uniform 0-10ms", func(r *rand.Rand) time.Duration { return time.Duration(r.Int63n(int64(10 * time.Millisecond))) }},
+		{"exponential around 50µs", func(r *rand.Rand) time.Duration { return time.Duration(r.ExpFloat64() * 50e3) }},
+		{"small exact values", func(r *rand.Rand) time.Duration { return time.Duration(r.Intn(60)) }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := rand.New(rand.NewSource(1))
+			var a, b Histogram
+			var all []time.Duration
+			for i := range 20000 {
+				d := tc.samples(r)
+				all = append(all, d)
+				if i%2 == 0 {
+					a.Record(d)
+				} else {
+					b.Record(d)
+				}
+			}
+			a.Merge(&b)
+			slices.Sort(all)
+			if a.Count() != uint64(len(all)) {
+				t.Fatalf("Count = %d, want %d", a.Count(), len(all))
+			}
+			if a.Max() != all[len(all)-1] {
+				t.Fatalf("Max = %v, want %v", a.Max(), all[len(all)-1])
+			}
+			for _, q := range []float64{0.5, 0.9, 0.99, 0.999} {
+				exact := all[int(math.Ceil(q*float64(len(all))))-1]
+				got := a.Quantile(q)
+				// The bucket's upper bound: never below the exact value, at most 1/32 above.
+				if got < exact || float64(got-exact) > float64(exact)/32+1 {
+					t.Errorf("Quantile(%v) = %v, exact %v: outside [exact, exact*(1+1/32)]", q, got, exact)
+				}
+			}
+		})
+	}
+	var empty Histogram
+	if empty.Quantile(0.5) != 0 || empty.Distribution() != nil {
+		t.Error("empty histogram reports values")
+	}
+}
+
+func TestTrackerStale(t *testing.T) {
+	// key 0: v2 completed at 100, v3 at 300. key 1: v5 completed at 200 before v4 at 250.
+	tests := []struct {
+		name    string
+		key     int
+		version uint64
+		began   int64
+		stale   bool
+		by      time.Duration
+	}{
+		{"current version", 0, 3, 400, false, 0},
+		{"old version, read began before the write completed", 0, 1, 50, false, 0},
+		{"old version, read began after", 0, 1, 150, true, 50},
+		{"v2 after v3 completed", 0, 2, 350, true, 50},
+		{"v2 before v3 completed", 0, 2, 250, false, 0},
+		{"older than the run's first completed write", 1, 2, 210, true, 10},
+		{"out-of-order completion: v4 superseded by v5's", 1, 4, 260, true, 60},
+		{"untouched key", 2, 1, 1000, false, 0},
+	}
+	tr := newTracker(3, time.Now())
+	tr.written(0, 2, 100)
+	tr.written(0, 3, 300)
+	tr.written(1, 5, 200)
+	tr.written(1, 4, 250)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			stale, by := tr.stale(tc.key, tc.version, tc.began)
+			if stale != tc.stale || by != tc.by {
+				t.Errorf("stale(k%d, v%d, began %d) = %v, %v; want %v, %v", tc.key, tc.version, tc.began, stale, by, tc.stale, tc.by)
+			}
+		})
+	}
+}
+
+func TestSource(t *testing.T) {
+	ctx := context.Background()
+	src, err := OpenSource(ctx, SourceConfig{Dir: t.TempDir(), Keys: 10, ValueSize: 16, Latency: 2 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	start := time.Now()
+	v, err := src.Read(ctx, Key(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < 2*time.Millisecond {
+		t.Errorf("Read took %v, less than the added latency", took)
+	}
+	if v.Version != 1 || len(v.Body) != 16 {
+		t.Errorf("seeded row = version %d, %d bytes; want 1, 16", v.Version, len(v.Body))
+	}
+	for want := uint64(2); want <= 4; want++ {
+		got, err := src.Write(ctx, Key(3))
+		if err != nil || got != want {
+			t.Fatalf("Write = %d, %v; want %d", got, err, want)
+		}
+	}
+	if v, _ := src.Read(ctx, Key(3)); v.Version != 4 {
+		t.Errorf("Read after 3 writes = version %d, want 4", v.Version)
+	}
+	if _, err := src.Read(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Read of a missing key: %v, want ErrNotFound", err)
+	}
+	if src.Reads() != 3 || src.Writes() != 3 {
+		t.Errorf("counted %d reads, %d writes; want 3, 3", src.Reads(), src.Writes())
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		ok   bool
+	}{
+		{"defaults", Config{}, true},
+		{"unknown strategy", Config{Strategies: []string{"memcached"}}, false},
+		{"negative instances", Config{Instances: -1}, false},
+		{"workload without duration", Config{Workloads: []Workload{{Name: "w"}}}, false},
+		{"write share of 1", Config{Workloads: []Workload{{Name: "w", Duration: time.Second, WriteFrac: 1}}}, false},
+		{"zipf exponent 1", Config{Workloads: []Workload{{Name: "w", Duration: time.Second, ZipfS: 1}}}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.cfg.validate(); (err == nil) != tc.ok {
+				t.Errorf("validate() = %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+}
+
+func FuzzDecodeValue(f *testing.F) {
+	f.Add([]byte{})
+	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 7})
+	f.Add(encodeValue(Value{Body: []byte("hello"), Version: 42}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v, err := decodeValue(b)
+		if err != nil {
+			if len(b) >= 8 {
+				t.Fatalf("rejected %d bytes: %v", len(b), err)
+			}
+			return
+		}
+		if !bytes.Equal(encodeValue(v), b) {
+			t.Fatalf("round trip changed %x", b)
+		}
+	})
+}
