@@ -3,7 +3,6 @@ package metrics
 import (
 	"encoding/json"
 	"os"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -39,8 +38,6 @@ func exported(t *testing.T) map[string]bool {
 	return out
 }
 
-var metricNameRE = regexp.MustCompile(`nearcache_[a-z_]+`)
-
 // unknownMetrics returns, sorted and deduplicated, the nearcache_ names used
 // in exprs that are not exported: a name is known if exported as is, or if
 // it is a histogram's name plus _bucket, _sum or _count.
@@ -64,35 +61,6 @@ func unknownMetrics(exprs []string, known map[string]bool) []string {
 	}
 	slices.Sort(bad)
 	return slices.Compact(bad)
-}
-
-// dashboardExprs returns every PromQL string in the dashboard: panel target
-// "expr" fields at any depth, and template variable "definition"s.
-func dashboardExprs(t *testing.T, raw []byte) []string {
-	t.Helper()
-	var doc any
-	if err := json.Unmarshal(raw, &doc); err != nil {
-		t.Fatalf("%s is not valid JSON: %v", dashboardPath, err)
-	}
-	var out []string
-	var walk func(v any)
-	walk = func(v any) {
-		switch v := v.(type) {
-		case map[string]any:
-			for k, x := range v {
-				if s, ok := x.(string); ok && (k == "expr" || k == "definition") {
-					out = append(out, s)
-				}
-				walk(x)
-			}
-		case []any:
-			for _, x := range v {
-				walk(x)
-			}
-		}
-	}
-	walk(doc)
-	return out
 }
 
 func TestUnknownMetrics(t *testing.T) {
@@ -126,7 +94,10 @@ func TestDashboardUsesExportedMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	exprs := dashboardExprs(t, raw)
+	exprs, err := dashboardExprs(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(exprs) < 20 {
 		t.Fatalf("found only %d expressions in %s; is the walk broken?", len(exprs), dashboardPath)
 	}
@@ -221,5 +192,24 @@ func TestDashboardImportable(t *testing.T) {
 				t.Errorf("panel %q: target %+v lacks expr or refId", p.Title, tg)
 			}
 		}
+	}
+}
+
+func TestDashboardMetrics(t *testing.T) {
+	names, err := DashboardMetrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := exported(t)
+	for _, n := range names {
+		if _, ok := known[n]; !ok {
+			t.Errorf("DashboardMetrics lists %s, which is not exported", n)
+		}
+	}
+	if !slices.Contains(names, "nearcache_propagation_delay_seconds") || slices.Contains(names, "nearcache_propagation_delay_seconds_bucket") {
+		t.Errorf("histogram series are not folded under the histogram's name: %v", names)
+	}
+	if got := metricNames([]string{`rate(nearcache_x_bucket[1m]) + nearcache_y_total`}); !slices.Equal(got, []string{"nearcache_x", "nearcache_y_total"}) {
+		t.Errorf("metricNames = %v", got)
 	}
 }

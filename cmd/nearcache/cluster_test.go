@@ -321,7 +321,7 @@ func TestNodeCluster(t *testing.T) {
 			}
 			maps.Copy(scraped, scrapedNames(body))
 		}
-		if missing := missingMetrics(dashboardExprs(t), scraped); len(missing) > 0 {
+		if missing := missingMetrics(dashboardMetrics(t), scraped); len(missing) > 0 {
 			t.Errorf("the dashboard queries metrics no node exports: %v", missing)
 		}
 	})

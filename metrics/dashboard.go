@@ -1,0 +1,78 @@
+package metrics
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+//go:embed dashboards/nearcache.json
+var dashboardJSON []byte // read-only
+
+// Dashboard returns the Grafana dashboard (dashboards/nearcache.json),
+// importable as is: it asks for a Prometheus data source on import.
+func Dashboard() []byte { return bytes.Clone(dashboardJSON) }
+
+var metricNameRE = regexp.MustCompile(`nearcache_[a-z_]+`)
+
+// DashboardMetrics returns, sorted and deduplicated, the names of the metrics
+// the dashboard queries, a histogram's _bucket, _sum and _count series under
+// the histogram's name. Tests check them against what a node exports.
+func DashboardMetrics() ([]string, error) {
+	exprs, err := dashboardExprs(dashboardJSON)
+	if err != nil {
+		return nil, err
+	}
+	return metricNames(exprs), nil
+}
+
+// metricNames returns the nearcache_ names used in exprs, histogram series
+// suffixes removed, sorted and deduplicated.
+func metricNames(exprs []string) []string {
+	var out []string
+	for _, e := range exprs {
+		for _, name := range metricNameRE.FindAllString(e, -1) {
+			for _, suf := range []string{"_bucket", "_sum", "_count"} {
+				name = strings.TrimSuffix(name, suf)
+			}
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// dashboardExprs returns every PromQL string in a dashboard: "expr" fields at
+// any depth, and template variables' "definition"s.
+func dashboardExprs(raw []byte) ([]string, error) {
+	var doc any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return nil, fmt.Errorf("metrics: dashboard is not valid JSON: %w", err)
+	}
+	var out []string
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				if s, ok := x.(string); ok && (k == "expr" || k == "definition") {
+					out = append(out, s)
+				}
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		}
+	}
+	walk(doc)
+	if len(out) == 0 {
+		return nil, fmt.Errorf("metrics: dashboard has no expressions")
+	}
+	return out, nil
+}
