@@ -42,8 +42,9 @@ func (c *Cluster) mergeState(buf []byte) {
 		c.st.decodeErrs.Add(1)
 		return
 	}
+	brokenMerge(m)
 	for i := range m.Logs {
-		c.disp.deliver(c.receiveLog(&m.Logs[i], false))
+		c.receiveLog(&m.Logs[i], false) // queues the delivery itself
 	}
 	c.mu.Lock()
 	for _, v := range m.Vector {

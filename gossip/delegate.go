@@ -105,8 +105,7 @@ func (c *Cluster) handleMessage(b []byte) {
 	}
 	switch m := m.(type) {
 	case *batchMsg:
-		fresh := c.receiveLog(&m.Log, true)
-		c.disp.deliver(fresh)
+		c.receiveLog(&m.Log, true) // queues the delivery itself
 		if m.Flags&flagAck != 0 && len(m.Log.Entries) > 0 {
 			ack := &ackMsg{From: c.cfg.Name, Incarnation: m.Log.Incarnation,
 				First: m.Log.Entries[0].Seq, Last: m.Log.Entries[len(m.Log.Entries)-1].Seq}
@@ -211,6 +210,15 @@ func (c *Cluster) receiveLog(l *originLog, fromOrigin bool) []Invalidation {
 		fresh = append(fresh, e)
 	}
 	c.st.received.Add(uint64(len(fresh)))
+	// Queue the delivery before unlocking c.mu: an ack for these seqs, queued
+	// by another receipt of them that finds them already seen (a push/pull or
+	// repair over TCP racing the UDP batch that asked for the ack), must
+	// follow it in the dispatcher's FIFO, or the origin could hear "applied"
+	// before the handler applied it (found by internal/check: an AckAll
+	// invalidation returned and a read 2µs later on an acking node was stale).
+	// Lock order c.mu -> disp.mu; the dispatch loop never holds disp.mu while
+	// taking c.mu.
+	c.disp.deliver(fresh)
 	return fresh
 }
 

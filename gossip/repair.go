@@ -17,7 +17,7 @@ func (c *Cluster) repairLoop() {
 	defer c.wg.Done()
 	t := time.NewTicker(repairTick)
 	defer t.Stop()
-	for {
+	for !brokenNoRepair {
 		select {
 		case <-c.done:
 			return
@@ -169,8 +169,7 @@ outer:
 
 // receiveRepair applies a repair response.
 func (c *Cluster) receiveRepair(m *repairRespMsg) {
-	fresh := c.receiveLog(&m.Log, false)
-	c.disp.deliver(fresh)
+	fresh := c.receiveLog(&m.Log, false) // queues the delivery itself
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := c.streams[streamKey{m.Log.Origin, m.Log.Incarnation}]
