@@ -203,13 +203,13 @@ func (c *Cache[V]) set(key string, e Entry[V], cost int64, ttl time.Duration, ta
 	e.gen = c.gen.Load()
 	now := time.Now()
 	exact, coarse := c.floors.get(key, b, now.UnixNano())
-	if e.Version < exact {
+	if !brokenNoFloor && e.Version < exact {
 		return Stale
 	}
 	if len(tags) > 0 && !c.tags.current(tags) {
 		return Stale
 	}
-	if e.Version < coarse {
+	if !brokenNoFloor && e.Version < coarse {
 		return Fenced
 	}
 	if cur, ok := c.rc.Get(h); ok && cur.key == key && cur.Version > e.Version && c.valid(key, cur) {

@@ -208,7 +208,7 @@ func (g *Group[V]) fill(ctx context.Context, key string, remote bool) fillResult
 	// Store only what is safe: not after a purge that began after the fill,
 	// not a fill slower than LoadTimeout (its fences may be forgotten), not
 	// while the node does not trust its cache.
-	if took <= g.n.cfg.LoadTimeout && g.purgeEpoch.Load() == epoch && g.n.trusted.Load() {
+	if brokenNoStaleFill || took <= g.n.cfg.LoadTimeout && g.purgeEpoch.Load() == epoch && g.n.trusted.Load() {
 		e := local.Entry[V]{Value: v, Version: version, LoadTime: took}
 		if g.cache.Set(key, e, g.cost(key, v), g.cfg.TTL, tags) == local.Stored {
 			g.ctr.setsStored.Add(1)

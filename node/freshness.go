@@ -24,7 +24,7 @@ import (
 // each other. Its writes' invalidations cannot reach them meanwhile; writers
 // that must know use AckAll, which fails naming the unreachable members.
 func trustVerdict(h gossip.Health) (bool, string) {
-	if h.Solo {
+	if brokenNoFreshness || h.Solo {
 		return true, "solo"
 	}
 	switch {

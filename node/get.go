@@ -212,7 +212,7 @@ func (g *Group[V]) staleOnError(key string) (V, bool) {
 // the key's exact floor, and no tag it depends on was bumped since the load
 // began. (A coarse floor, kept once MaxFloors is reached, only stops caching.)
 func (g *Group[V]) current(key string, r fillResult[V]) bool {
-	if r.version < g.cache.ExactFloor(key) {
+	if !brokenNoStaleFill && r.version < g.cache.ExactFloor(key) {
 		return false
 	}
 	for _, t := range r.tags {

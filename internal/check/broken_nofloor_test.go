@@ -1,0 +1,5 @@
+//go:build nearcache_nofloor
+
+package check
+
+func init() { brokenTag = "nearcache_nofloor" }

@@ -1,0 +1,5 @@
+//go:build nearcache_nofreshness
+
+package check
+
+func init() { brokenTag = "nearcache_nofreshness" }

@@ -1,0 +1,5 @@
+//go:build nearcache_norepair
+
+package check
+
+func init() { brokenTag = "nearcache_norepair" }

@@ -1,0 +1,474 @@
+package check
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nearcache/nearcache/gossip/gossiptest"
+	"github.com/nearcache/nearcache/node"
+)
+
+// Fault is one kind of trouble a campaign injects for a phase.
+type Fault string
+
+// The faults a campaign knows.
+const (
+	FaultNone    Fault = "none"
+	FaultLoss1   Fault = "loss-1%"
+	FaultLoss5   Fault = "loss-5%"
+	FaultLoss20  Fault = "loss-20%"
+	FaultLoss50  Fault = "loss-50%"
+	FaultDelay   Fault = "delay-0-30ms"
+	FaultDupReor Fault = "duplicate-reorder"
+	FaultIsolate Fault = "isolate-one"
+	FaultHalves  Fault = "split-halves"
+	FaultSlowDB  Fault = "slow-database"
+	FaultDBError Fault = "database-errors"
+)
+
+// AllFaults returns every fault, in a campaign's default order.
+func AllFaults() []Fault {
+	return []Fault{FaultLoss1, FaultLoss5, FaultLoss20, FaultLoss50, FaultDelay, FaultDupReor,
+		FaultIsolate, FaultHalves, FaultSlowDB, FaultDBError}
+}
+
+// CampaignConfig configures [RunCampaign]. Zero fields take the default beside them.
+type CampaignConfig struct {
+	Seed         int64         // schedule and workload seed
+	Nodes        int           // cluster size; 0 = 4
+	Keys         int           // 0 = 16
+	Readers      int           // reader goroutines per node; 0 = 2
+	Writers      int           // writer goroutines, each writing through a random node; 0 = 4
+	AckAllEvery  int           // one write in AckAllEvery waits for every member (AckAll); 0 = 4
+	Faults       []Fault       // the schedule, one phase each; nil = AllFaults()
+	Duration     time.Duration // repeat the schedule until this long has passed; 0 = one pass
+	Phase        time.Duration // how long each fault lasts; 0 = 3s (partitions get at least 2*MaxStaleness)
+	Converge     time.Duration // how long the cluster may take to converge after a fault; 0 = 15s
+	MaxStaleness time.Duration // the nodes' MaxStaleness; 0 = 1s
+	ReadPause    time.Duration // readers pause this long between reads; 0 = none
+	Logger       *slog.Logger  // nil = discard
+}
+
+func (c CampaignConfig) withDefaults() CampaignConfig {
+	def := func(p *int, v int) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	def(&c.Nodes, 4)
+	def(&c.Keys, 16)
+	def(&c.Readers, 2)
+	def(&c.Writers, 4)
+	def(&c.AckAllEvery, 4)
+	if c.Faults == nil {
+		c.Faults = AllFaults()
+	}
+	if c.Phase == 0 {
+		c.Phase = 3 * time.Second
+	}
+	if c.Converge == 0 {
+		c.Converge = 15 * time.Second
+	}
+	if c.MaxStaleness == 0 {
+		c.MaxStaleness = time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+func (c CampaignConfig) validate() error {
+	switch {
+	case c.Nodes < 0 || c.Keys < 0 || c.Readers < 0 || c.Writers < 0 || c.AckAllEvery < 0:
+		return errors.New("check: counts must not be negative")
+	case c.Phase < 0 || c.Converge < 0 || c.MaxStaleness < 0 || c.ReadPause < 0 || c.Duration < 0:
+		return errors.New("check: durations must not be negative")
+	case c.Nodes == 1:
+		return errors.New("check: a campaign needs at least 2 nodes")
+	}
+	return nil
+}
+
+// source is the campaign's database: a version per key from one global
+// counter, so versions grow with commit order.
+type source struct {
+	rec  *Recorder
+	rng  *lockedRand
+	slow atomic.Int64 // max extra delay per load, ns
+	errp atomic.Int64 // load failure probability, per mille
+
+	// mu guards ver and rows.
+	mu   sync.Mutex
+	ver  uint64
+	rows map[string]uint64
+}
+
+var errInjected = errors.New("injected database error")
+
+// commit writes key, returning its new version and when it committed.
+func (s *source) commit(key string) (uint64, int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ver++
+	s.rows[key] = s.ver
+	return s.ver, s.rec.Now()
+}
+
+func (s *source) current(key string) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rows[key]
+}
+
+// loader is one node's connection to the source.
+type loader struct {
+	s    *source
+	node string
+}
+
+// Load reads the row, then holds a little (longer under FaultSlowDB) so that
+// invalidations can land while the fill is in flight (G8's window).
+func (l loader) Load(ctx context.Context, key string) (string, uint64, error) {
+	if p := l.s.errp.Load(); p > 0 && l.s.rng.IntN(1000) < int(p) {
+		return "", 0, errInjected
+	}
+	l.s.mu.Lock()
+	v := l.s.rows[key]
+	l.s.mu.Unlock()
+	l.s.rec.Add(Event{Kind: KindLoad, Node: l.node, Key: key, Version: v, Start: l.s.rec.Now()})
+	hold := time.Duration(l.s.rng.IntN(2000)) * time.Microsecond
+	if d := l.s.slow.Load(); d > 0 {
+		hold += time.Duration(l.s.rng.Int64N(d))
+	}
+	t := time.NewTimer(hold)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		return "", 0, ctx.Err()
+	}
+	return strconv.FormatUint(v, 10), v, nil
+}
+
+type lockedRand struct {
+	mu  sync.Mutex
+	rng *rand.Rand
+}
+
+func (r *lockedRand) IntN(n int) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.rng.IntN(n)
+}
+
+func (r *lockedRand) Int64N(n int64) int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.rng.Int64N(n)
+}
+
+// observer records propagation delays.
+type observer struct {
+	rec  *Recorder
+	node string
+}
+
+func (observer) Attach(func() node.Stats)                 {}
+func (observer) Detach()                                  {}
+func (observer) ObserveLoad(string, time.Duration, error) {}
+func (o observer) ObservePropagation(_ string, d time.Duration) {
+	o.rec.Add(Event{Kind: KindPropagation, Node: o.node, End: int64(d)})
+}
+
+type cmember struct {
+	name string
+	addr string
+	n    *node.Node
+	g    *node.Group[string]
+}
+
+// RunCampaign starts a cluster of cfg.Nodes on 127.0.0.1 (real sockets,
+// wrapped by gossiptest for faults), runs the workload through every fault of
+// the schedule in turn (each followed by a heal and a convergence check), and
+// returns the checker's report and the history. It stops early when ctx ends.
+func RunCampaign(ctx context.Context, cfg CampaignConfig) (Report, *History, error) {
+	if err := cfg.validate(); err != nil {
+		return Report{}, nil, err
+	}
+	cfg = cfg.withDefaults()
+	rec := NewRecorder()
+	rng := &lockedRand{rng: rand.New(rand.NewPCG(uint64(cfg.Seed), 0x6e63))}
+	src := &source{rec: rec, rng: rng, rows: map[string]uint64{}}
+	keys := make([]string, cfg.Keys)
+	for i := range keys {
+		keys[i] = "k" + strconv.Itoa(i)
+		src.commit(keys[i])
+	}
+	nw := gossiptest.New(cfg.Seed)
+	ms, err := startCluster(ctx, cfg, nw, src, rec)
+	defer func() {
+		for _, m := range ms {
+			m.n.Close()
+		}
+	}()
+	if err != nil {
+		return Report{}, nil, err
+	}
+	params := Params{Seed: cfg.Seed, MaxStaleness: cfg.MaxStaleness, Slack: cfg.MaxStaleness / 2}
+
+	wctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for i, m := range ms {
+		for r := range cfg.Readers {
+			wg.Go(func() { readLoop(wctx, rec, m, keys, cfg.ReadPause, uint64(cfg.Seed), uint64(i*100+r)) })
+		}
+		wg.Go(func() { trustLoop(wctx, rec, m) })
+	}
+	for w := range cfg.Writers {
+		wg.Go(func() {
+			writeLoop(wctx, rec, src, ms, keys, cfg.AckAllEvery, cfg.MaxStaleness/2, uint64(cfg.Seed), uint64(1000+w))
+		})
+	}
+
+	began := time.Now()
+	for pass := 0; pass == 0 || time.Since(began) < cfg.Duration; pass++ {
+		for _, f := range cfg.Faults {
+			if ctx.Err() != nil {
+				break
+			}
+			runPhase(ctx, cfg, f, nw, src, ms, rec, rng)
+			converge(ctx, cfg, f, src, ms, keys, rec)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	stop()
+	wg.Wait()
+	h := rec.History(params)
+	return Check(h), h, ctx.Err()
+}
+
+func startCluster(ctx context.Context, cfg CampaignConfig, nw *gossiptest.Network, src *source, rec *Recorder) ([]*cmember, error) {
+	var ms []*cmember
+	var seed string
+	for i := range cfg.Nodes {
+		tr, err := nw.Loopback()
+		if err != nil {
+			return ms, err
+		}
+		name := "n" + strconv.Itoa(i)
+		nc := node.DefaultLocalConfig(name)
+		nc.Transport = tr
+		nc.MaxStaleness = cfg.MaxStaleness
+		nc.LoadTimeout = 2 * time.Second
+		nc.Logger = cfg.Logger.With("node", name)
+		nc.Observer = observer{rec: rec, node: name}
+		if i > 0 {
+			nc.Join = []string{seed}
+		} else {
+			seed = tr.Addr()
+		}
+		n, err := node.Start(ctx, nc)
+		if err != nil {
+			tr.Shutdown()
+			return ms, fmt.Errorf("check: start %s: %w", name, err)
+		}
+		g, err := node.NewGroup(n, "rows", node.GroupConfig[string]{Loader: loader{s: src, node: name}})
+		if err != nil {
+			n.Close()
+			return ms, fmt.Errorf("check: group on %s: %w", name, err)
+		}
+		ms = append(ms, &cmember{name: name, addr: tr.Addr(), n: n, g: g})
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ok := true
+		for _, m := range ms {
+			ok = ok && m.n.Trusted() && len(m.n.Members()) == len(ms)
+		}
+		if ok {
+			return ms, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return ms, errors.New("check: the cluster did not form within 20s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func readLoop(ctx context.Context, rec *Recorder, m *cmember, keys []string, pause time.Duration, s1, s2 uint64) {
+	rng := rand.New(rand.NewPCG(s1, s2))
+	for ctx.Err() == nil {
+		k := keys[rng.IntN(len(keys))]
+		start := rec.Now()
+		rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		v, err := m.g.Get(rctx, k)
+		cancel()
+		end := rec.Now()
+		if ctx.Err() != nil {
+			return // cut short by the end of the run: not a result
+		}
+		var ver uint64
+		if err == nil {
+			if ver, err = strconv.ParseUint(v, 10, 64); err != nil {
+				err = fmt.Errorf("bad value %q", v)
+			}
+		}
+		rec.Read(m.name, k, start, end, ver, err)
+		if pause > 0 {
+			time.Sleep(pause)
+		}
+	}
+}
+
+// writeLoop commits and invalidates; an AckAll call gives up after ackWait
+// (it fails while a member is cut off).
+func writeLoop(ctx context.Context, rec *Recorder, src *source, ms []*cmember, keys []string, ackEvery int, ackWait time.Duration, s1, s2 uint64) {
+	rng := rand.New(rand.NewPCG(s1, s2))
+	for ctx.Err() == nil {
+		m := ms[rng.IntN(len(ms))]
+		k := keys[rng.IntN(len(keys))]
+		ack := rng.IntN(ackEvery) == 0
+		ver, commit := src.commit(k)
+		start := rec.Now()
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ackWait)
+		var err error
+		if ack {
+			err = m.g.Invalidate(wctx, k, ver, node.AckAll())
+		} else {
+			err = m.g.Invalidate(wctx, k, ver)
+		}
+		cancel()
+		rec.Write(m.name, k, ver, commit, start, rec.Now(), ack, err)
+		time.Sleep(time.Duration(1+rng.IntN(3)) * time.Millisecond)
+	}
+}
+
+// trustLoop records the node's trust flag when it changes (polled).
+func trustLoop(ctx context.Context, rec *Recorder, m *cmember) {
+	was := m.n.Trusted()
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if now := m.n.Trusted(); now != was {
+			rec.Add(Event{Kind: KindTrust, Node: m.name, Start: rec.Now(), Trusted: now})
+			was = now
+		}
+	}
+}
+
+// runPhase applies f for the phase's length, then heals.
+func runPhase(ctx context.Context, cfg CampaignConfig, f Fault, nw *gossiptest.Network, src *source, ms []*cmember, rec *Recorder, rng *lockedRand) {
+	phase := cfg.Phase
+	var cut []string
+	switch f {
+	case FaultLoss1, FaultLoss5, FaultLoss20, FaultLoss50:
+		p, _ := strconv.ParseFloat(string(f[len("loss-"):len(f)-1]), 64)
+		nw.SetDrop(p / 100)
+	case FaultDelay:
+		nw.SetDelay(0, 30*time.Millisecond)
+	case FaultDupReor:
+		nw.SetDuplicate(0.3)
+		nw.SetDelay(0, 5*time.Millisecond)
+	case FaultIsolate:
+		i := rng.IntN(len(ms))
+		cut = []string{ms[i].name}
+		nw.Isolate(ms[i].addr)
+		phase = max(phase, 3*cfg.MaxStaleness)
+	case FaultHalves:
+		var a, b []string
+		for i, m := range ms {
+			cut = append(cut, m.name)
+			if i < len(ms)/2 {
+				a = append(a, m.addr)
+			} else {
+				b = append(b, m.addr)
+			}
+		}
+		nw.Partition(a, b)
+		phase = max(phase, 3*cfg.MaxStaleness)
+	case FaultSlowDB:
+		src.slow.Store(int64(50 * time.Millisecond))
+	case FaultDBError:
+		src.errp.Store(200)
+	}
+	start := rec.Now()
+	cfg.Logger.Info("fault", "fault", f, "for", phase)
+	t := time.NewTimer(phase)
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		t.Stop()
+	}
+	nw.SetDrop(0)
+	nw.SetDuplicate(0)
+	nw.SetDelay(0, 0)
+	nw.Heal()
+	src.slow.Store(0)
+	src.errp.Store(0)
+	rec.Add(Event{Kind: KindFault, Fault: string(f), Nodes: cut, Start: start, End: rec.Now()})
+}
+
+// converge waits until every node trusts its cache and reads every key at
+// the source's version (reads recorded like any other), and records how long
+// that took, or that it did not happen within cfg.Converge.
+func converge(ctx context.Context, cfg CampaignConfig, f Fault, src *source, ms []*cmember, keys []string, rec *Recorder) {
+	start := rec.Now()
+	deadline := time.Now().Add(cfg.Converge)
+	why := ""
+	for ctx.Err() == nil {
+		why = divergence(ctx, src, ms, keys, rec)
+		if why == "" || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	rec.Add(Event{Kind: KindConverge, Fault: string(f), Start: start, End: rec.Now(), Err: why})
+}
+
+// divergence returns "" when every node agrees with the source, else why not.
+// Writers keep writing meanwhile, so a key counts as converged when the read
+// returned at least the version current when the read began.
+func divergence(ctx context.Context, src *source, ms []*cmember, keys []string, rec *Recorder) string {
+	for _, m := range ms {
+		if !m.n.Trusted() {
+			return m.name + " does not trust its cache"
+		}
+		for _, k := range keys {
+			want := src.current(k)
+			s := rec.Now()
+			rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			v, err := m.g.Get(rctx, k)
+			cancel()
+			var ver uint64
+			if err == nil {
+				ver, err = strconv.ParseUint(v, 10, 64)
+			}
+			rec.Read(m.name, k, s, rec.Now(), ver, err)
+			if err != nil {
+				return fmt.Sprintf("%s: Get(%s): %v", m.name, k, err)
+			}
+			if ver < want {
+				return fmt.Sprintf("%s: Get(%s) = %d, source has %d", m.name, k, ver, want)
+			}
+		}
+	}
+	return ""
+}

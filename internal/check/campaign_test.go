@@ -1,0 +1,165 @@
+package check
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var (
+	campaignDuration = flag.Duration("campaign.duration", 0, "run TestCampaignLong for this long (0 = skip it)")
+	campaignOut      = flag.String("campaign.out", "", "directory for TestCampaignLong's report and history (\"\" = a temp dir)")
+)
+
+// brokenTag is the broken-build tag this test binary was built with ("" =
+// the real build); set by the broken_*_test.go files.
+var brokenTag string
+
+// saveFailing writes a failing history and its report into dir.
+func saveFailing(t *testing.T, dir string, r Report, h *History) {
+	t.Helper()
+	path := filepath.Join(dir, "history.jsonl")
+	if err := h.Save(path); err != nil {
+		t.Error(err)
+		return
+	}
+	b, _ := json.MarshalIndent(r, "", "  ")
+	if err := os.WriteFile(filepath.Join(dir, "report.json"), b, 0o644); err != nil {
+		t.Error(err)
+	}
+	t.Logf("history saved to %s (re-check with LoadHistory + Check)", path)
+}
+
+// TestCampaignShort runs every fault briefly against the real build and
+// requires zero violations.
+func TestCampaignShort(t *testing.T) {
+	if brokenTag != "" {
+		t.Skip("a broken build: see TestCampaignBroken")
+	}
+	if testing.Short() {
+		t.Skip("short mode")
+	}
+	r, h, err := RunCampaign(t.Context(), CampaignConfig{Seed: 1, Phase: 1500 * time.Millisecond, Converge: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(r)
+	t.Logf("report: %s", b)
+	if r.Reads < 1000 || r.Writes < 100 || len(r.Converge) != len(AllFaults()) {
+		t.Errorf("the campaign did too little: %d reads, %d writes, %d convergences", r.Reads, r.Writes, len(r.Converge))
+	}
+	if r.Total() != 0 {
+		saveFailing(t, t.TempDir(), r, h)
+		t.Errorf("violations on the real build: %v; first: %+v", r.Violations, r.Details)
+	}
+	if r.Loads.Calls == 0 || r.Propagation.N == 0 {
+		t.Errorf("no loads (%d) or no propagation samples (%d) recorded", r.Loads.Calls, r.Propagation.N)
+	}
+}
+
+// brokenCases maps each broken-build tag to the faults that expose it and
+// the guarantees the checker must report broken.
+var brokenCases = map[string]struct {
+	faults []Fault
+	want   []string // any of these
+}{
+	"nearcache_nofloor":     {[]Fault{FaultSlowDB, FaultDupReor}, []string{G1, G2, G7}},
+	"nearcache_nostalefill": {[]Fault{FaultSlowDB, FaultDupReor}, []string{G1, G2, G7}},
+	"nearcache_nofreshness": {[]Fault{FaultIsolate}, []string{G5}},
+	"nearcache_norepair":    {[]Fault{FaultLoss50}, []string{G4, G1, G5}},
+}
+
+const brokenMarker = "BROKEN-REPORT "
+
+// TestCampaignBroken runs on a broken build only, and fails when the
+// checker finds nothing: TestCheckerCatchesBrokenBuilds expects it to fail.
+func TestCampaignBroken(t *testing.T) {
+	if brokenTag == "" {
+		t.Skip("not a broken build (set one of the nearcache_no* tags)")
+	}
+	c := brokenCases[brokenTag]
+	r, h, err := RunCampaign(t.Context(), CampaignConfig{Seed: 2, Faults: c.faults, Phase: 3 * time.Second, Converge: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(r)
+	t.Log(brokenMarker + string(b))
+	if r.Total() == 0 {
+		t.Fatalf("the checker found no violation in the broken build %s", brokenTag)
+	}
+	saveFailing(t, t.TempDir(), r, h)
+	t.Errorf("violations (as expected of %s): %v", brokenTag, r.Violations)
+}
+
+// TestCheckerCatchesBrokenBuilds builds the package with each broken tag and
+// asserts that TestCampaignBroken failed with violations of the expected guarantee.
+func TestCheckerCatchesBrokenBuilds(t *testing.T) {
+	if brokenTag != "" || testing.Short() {
+		t.Skip("real builds only, not in short mode")
+	}
+	for tag, c := range brokenCases {
+		t.Run(tag, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, "go", "test", "-count=1", "-v", "-tags", tag, "-run", "^TestCampaignBroken$", ".")
+			out, err := cmd.CombinedOutput()
+			if err == nil {
+				t.Fatalf("TestCampaignBroken passed on %s: the checker missed the broken build\n%s", tag, out)
+			}
+			var r Report
+			found := false
+			for _, line := range strings.Split(string(out), "\n") {
+				if i := strings.Index(line, brokenMarker); i >= 0 {
+					if err := json.Unmarshal([]byte(line[i+len(brokenMarker):]), &r); err != nil {
+						t.Fatalf("bad report: %v", err)
+					}
+					found = true
+				}
+			}
+			if !found {
+				t.Fatalf("no report from the broken build (it failed otherwise): %v\n%s", err, out)
+			}
+			hit := false
+			for _, g := range c.want {
+				hit = hit || r.Violations[g] > 0
+			}
+			t.Logf("%s: violations %v", tag, r.Violations)
+			if !hit {
+				t.Errorf("%s: violations %v, want some of %v", tag, r.Violations, c.want)
+			}
+		})
+	}
+}
+
+// TestCampaignLong is the long run behind docs/consistency.md; off unless
+// -campaign.duration is set.
+func TestCampaignLong(t *testing.T) {
+	if *campaignDuration == 0 || brokenTag != "" {
+		t.Skip("set -campaign.duration")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *campaignDuration*3+time.Minute)
+	defer cancel()
+	r, h, err := RunCampaign(ctx, CampaignConfig{Seed: 42, Duration: *campaignDuration, Phase: 4 * time.Second, ReadPause: 2 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := *campaignOut
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	b, _ := json.MarshalIndent(r, "", "  ")
+	if err := os.WriteFile(filepath.Join(dir, "report.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("report in %s: %d ops, violations %v", dir, r.Ops, r.Violations)
+	if r.Total() != 0 {
+		saveFailing(t, dir, r, h)
+		t.Errorf("violations: %v", r.Violations)
+	}
+}

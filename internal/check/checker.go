@@ -1,0 +1,328 @@
+package check
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+)
+
+// Guarantee names used in [Report.Violations].
+const (
+	G1 = "G1" // no resurrection: a read on a node below a version the node had applied or returned
+	G2 = "G2" // read-your-writes on the writer
+	G4 = "G4" // repair: the cluster converged on the source after the faults healed
+	G5 = "G5" // bounded staleness on a cut-off node
+	G7 = "G7" // after an AckAll invalidation returned, no node returns an older version (G8: no stale set survives it)
+)
+
+// maxDetails bounds the violations a report describes.
+const maxDetails = 10
+
+// Violation is one read (or convergence) that broke a guarantee.
+type Violation struct {
+	Guarantee string `json:"guarantee"`
+	Node      string `json:"node,omitempty"`
+	Key       string `json:"key,omitempty"`
+	Got       uint64 `json:"got,omitempty"`  // the version the read returned
+	Want      uint64 `json:"want,omitempty"` // the version it had to reach
+	ReadStart int64  `json:"read_start_ns,omitempty"`
+	ReadEnd   int64  `json:"read_end_ns,omitempty"`
+	Why       string `json:"why"`
+}
+
+// Dist summarises durations.
+type Dist struct {
+	N   int           `json:"n"`
+	P50 time.Duration `json:"p50"`
+	P99 time.Duration `json:"p99"`
+	Max time.Duration `json:"max"`
+}
+
+func distOf(ds []time.Duration) Dist {
+	if len(ds) == 0 {
+		return Dist{}
+	}
+	slices.Sort(ds)
+	at := func(q float64) time.Duration { return ds[min(len(ds)-1, int(q*float64(len(ds))))] }
+	return Dist{N: len(ds), P50: at(0.50), P99: at(0.99), Max: ds[len(ds)-1]}
+}
+
+// Converge is how long the cluster took to converge after a fault healed.
+type Converge struct {
+	Fault string        `json:"fault"`
+	Took  time.Duration `json:"took"`
+	Err   string        `json:"err,omitempty"`
+}
+
+// Loads counts loader calls.
+type Loads struct {
+	Calls       int `json:"calls"`
+	Versions    int `json:"versions"`      // distinct (key, version) loaded
+	Duplicates  int `json:"duplicates"`    // Calls - Versions: loads of a (key, version) loaded before
+	MaxPerValue int `json:"max_per_value"` // most loads of one (key, version)
+}
+
+// Report is the checker's verdict on a history. It serialises to JSON.
+type Report struct {
+	Params       Params        `json:"params"`
+	Span         time.Duration `json:"span"`
+	Ops          int           `json:"ops"`
+	Reads        int           `json:"reads"`
+	ReadErrors   int           `json:"read_errors"`
+	Writes       int           `json:"writes"`
+	AckAllWrites int           `json:"ackall_writes"`
+	WriteErrors  int           `json:"write_errors"`
+	TrustChanges int           `json:"trust_changes"`
+	// Violations counts the reads breaking each guarantee (a read can break
+	// several); a guarantee with none is absent.
+	Violations map[string]int `json:"violations"`
+	Details    []Violation    `json:"details,omitempty"` // the first few, in time order per key
+	// Staleness is, per successful read, how long before it started a newer
+	// version than the one it returned was committed (0 when it was current).
+	Staleness  Dist `json:"staleness"`
+	StaleReads int  `json:"stale_reads"` // reads with Staleness > 0
+	// BeyondBound counts reads staler than MaxStaleness; Nines is
+	// -log10(BeyondBound/Reads), the way Meta reports cache consistency
+	// (+Inf written as 0 BeyondBound).
+	BeyondBound int     `json:"beyond_bound"`
+	Nines       float64 `json:"nines"`
+	// HealthyReads and HealthyBeyondBound count the successful reads that
+	// started outside every fault and its convergence window, and of them
+	// those staler than MaxStaleness.
+	HealthyReads       int        `json:"healthy_reads"`
+	HealthyBeyondBound int        `json:"healthy_beyond_bound"`
+	Propagation        Dist       `json:"propagation"`
+	Converge           []Converge `json:"converge,omitempty"`
+	Loads              Loads      `json:"loads"`
+}
+
+// Total returns the number of violations of every guarantee.
+func (r *Report) Total() int {
+	n := 0
+	for _, c := range r.Violations {
+		n += c
+	}
+	return n
+}
+
+func (r *Report) violate(v Violation) {
+	r.Violations[v.Guarantee]++
+	if len(r.Details) < maxDetails {
+		r.Details = append(r.Details, v)
+	}
+}
+
+// point is one instant of the per-key sweep.
+type point struct {
+	at   int64
+	rank int8 // at equal times: checks (0) before the floors they would see (1)
+	ev   *Event
+}
+
+// Check verifies h. Its cost is O(n log n) for the sort by key and time, then
+// linear sweeps: no search over interleavings.
+func Check(h *History) Report {
+	r := Report{Params: h.Params, Violations: map[string]int{}}
+	byKey := map[string][]point{}
+	commits := map[string][]*Event{}     // per key, writes (by version, for staleness and G5)
+	cutoff := map[string][][2]int64{}    // per node, intervals it was cut off
+	var troubled [][2]int64              // faults and convergence windows
+	loads := map[string]map[uint64]int{} // per key, calls per version
+	var props []time.Duration
+	for i := range h.Events {
+		e := &h.Events[i]
+		r.Span = max(r.Span, time.Duration(max(e.Start, e.End)))
+		switch e.Kind {
+		case KindRead:
+			r.Ops++
+			r.Reads++
+			if e.Err != "" {
+				r.ReadErrors++
+				continue
+			}
+			byKey[e.Key] = append(byKey[e.Key], point{e.Start, 0, e}, point{e.End, 1, e})
+		case KindWrite:
+			r.Ops++
+			r.Writes++
+			if e.AckAll {
+				r.AckAllWrites++
+			}
+			if e.Err != "" {
+				r.WriteErrors++
+			}
+			byKey[e.Key] = append(byKey[e.Key], point{e.End, 1, e})
+			commits[e.Key] = append(commits[e.Key], e)
+		case KindTrust:
+			r.TrustChanges++
+		case KindFault:
+			troubled = append(troubled, [2]int64{e.Start, e.End})
+			for _, n := range e.Nodes {
+				cutoff[n] = append(cutoff[n], [2]int64{e.Start, e.End})
+			}
+		case KindLoad:
+			m := loads[e.Key]
+			if m == nil {
+				m = map[uint64]int{}
+				loads[e.Key] = m
+			}
+			m[e.Version]++
+			r.Loads.Calls++
+		case KindConverge:
+			troubled = append(troubled, [2]int64{e.Start, e.End})
+			r.Converge = append(r.Converge, Converge{Fault: e.Fault, Took: time.Duration(e.End - e.Start), Err: e.Err})
+			if e.Err != "" {
+				r.violate(Violation{Guarantee: G4, Why: fmt.Sprintf("after %s healed: %s", e.Fault, e.Err)})
+			}
+		case KindPropagation:
+			props = append(props, time.Duration(e.End))
+		}
+	}
+	for _, m := range loads {
+		for _, n := range m {
+			r.Loads.Versions++
+			r.Loads.MaxPerValue = max(r.Loads.MaxPerValue, n)
+		}
+	}
+	r.Loads.Duplicates = r.Loads.Calls - r.Loads.Versions
+	r.Propagation = distOf(props)
+
+	keys := make([]string, 0, len(byKey))
+	for k := range byKey {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var staleness []time.Duration
+	for _, k := range keys {
+		cs := commits[k]
+		slices.SortFunc(cs, func(a, b *Event) int { return cmp.Compare(a.Version, b.Version) })
+		staleness = r.sweep(k, byKey[k], cs, cutoff, troubled, staleness)
+	}
+	r.Staleness = distOf(staleness)
+	switch {
+	case r.Reads-r.ReadErrors == 0:
+	case r.BeyondBound == 0:
+		r.Nines = math.Inf(1)
+	default:
+		r.Nines = -math.Log10(float64(r.BeyondBound) / float64(r.Reads-r.ReadErrors))
+	}
+	if math.IsInf(r.Nines, 1) {
+		r.Nines = 0 // JSON has no +Inf: BeyondBound == 0 says it
+	}
+	return r
+}
+
+// floors is what one node must not go below for a key.
+type floors struct {
+	written  uint64 // highest version whose Invalidate returned on this node
+	returned uint64 // highest version a read on this node returned
+}
+
+// sweep checks one key's points in time order and appends each read's staleness.
+func (r *Report) sweep(key string, pts []point, commits []*Event, cutoff map[string][][2]int64, troubled [][2]int64, staleness []time.Duration) []time.Duration {
+	slices.SortFunc(pts, func(a, b point) int {
+		if c := cmp.Compare(a.at, b.at); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.rank, b.rank)
+	})
+	per := map[string]*floors{}
+	get := func(n string) *floors {
+		f := per[n]
+		if f == nil {
+			f = &floors{}
+			per[n] = f
+		}
+		return f
+	}
+	var acked uint64 // highest version an AckAll invalidation returned without error
+	bound := r.Params.MaxStaleness
+	for _, p := range pts {
+		e := p.ev
+		if p.rank == 1 { // a floor from now on
+			switch e.Kind {
+			case KindWrite:
+				f := get(e.Node)
+				f.written = max(f.written, e.Version)
+				if e.AckAll && e.Err == "" {
+					acked = max(acked, e.Version)
+				}
+			case KindRead:
+				f := get(e.Node)
+				f.returned = max(f.returned, e.Version)
+			}
+			continue
+		}
+		// A read starting now.
+		f := get(e.Node)
+		v := Violation{Node: e.Node, Key: key, Got: e.Version, ReadStart: e.Start, ReadEnd: e.End}
+		if e.Version < f.written {
+			v.Guarantee, v.Want, v.Why = G2, f.written, "read on the writer below the version its Invalidate had returned for"
+			r.violate(v)
+		}
+		if e.Version < acked {
+			v.Guarantee, v.Want, v.Why = G7, acked, "read below a version whose AckAll invalidation had returned"
+			r.violate(v)
+		}
+		switch floor := max(f.written, acked, f.returned); {
+		case e.Version >= floor:
+		case f.returned > max(f.written, acked):
+			v.Guarantee, v.Want, v.Why = G1, f.returned, "read below a version an earlier read on the node returned"
+			r.violate(v)
+		default:
+			v.Guarantee, v.Want, v.Why = G1, floor, "read below a version the node had applied"
+			r.violate(v)
+		}
+		// Staleness: the first version above the one returned.
+		i, _ := slices.BinarySearchFunc(commits, e.Version+1, func(c *Event, v uint64) int { return cmp.Compare(c.Version, v) })
+		var st time.Duration
+		if i < len(commits) && commits[i].Commit < e.Start {
+			st = time.Duration(e.Start - commits[i].Commit)
+		}
+		staleness = append(staleness, st)
+		if st > 0 {
+			r.StaleReads++
+		}
+		if bound > 0 && st > bound {
+			r.BeyondBound++
+		}
+		if !cutIn(troubled, e.Start) {
+			r.HealthyReads++
+			if bound > 0 && st > bound {
+				r.HealthyBeyondBound++
+			}
+		}
+		// G5: on a cut-off node, nothing superseded (committed and
+		// invalidated) more than MaxStaleness+Slack before the read.
+		if bound > 0 && i < len(commits) && cutIn(cutoff[e.Node], e.Start) {
+			// The earliest invalidation of a newer version to have returned.
+			sup := int64(math.MaxInt64)
+			// (A few are enough: versions commit in order, and a later
+			// one returning first only makes the read look fresher.)
+			for _, c := range commits[i:min(len(commits), i+8)] {
+				if c.Commit > e.Start {
+					break
+				}
+				sup = min(sup, c.End)
+			}
+			if age := e.Start - sup; age > int64(bound+r.Params.Slack) {
+				v.Guarantee, v.Want = G5, commits[i].Version
+				v.Why = fmt.Sprintf("cut-off node served a version superseded %v before the read (bound %v + slack %v)",
+					time.Duration(age), bound, r.Params.Slack)
+				r.violate(v)
+			}
+		}
+	}
+	return staleness
+}
+
+// cutIn reports whether t falls in one of the intervals.
+func cutIn(iv [][2]int64, t int64) bool {
+	for _, x := range iv {
+		if t >= x[0] && t <= x[1] {
+			return true
+		}
+	}
+	return false
+}

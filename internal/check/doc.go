@@ -1,0 +1,12 @@
+// Package check is nearcache's referee: a [Recorder] keeps a history of
+// every write (source commit, invalidation call and return) and every read
+// (node, start, end, version returned) with monotonic timestamps, and [Check]
+// verifies the history against the guarantees of DESIGN.md with linear sweeps
+// per key (no linearizability search: a bounded-stale cache is not
+// linearizable). [RunCampaign] drives an in-process cluster on 127.0.0.1 under
+// a seeded schedule of faults and checks what it recorded.
+//
+// The checker is itself tested against broken builds of the library (build
+// tags nearcache_nofloor, nearcache_nostalefill, nearcache_nofreshness,
+// nearcache_norepair): a checker that passes a broken build is not a checker.
+package check
