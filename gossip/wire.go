@@ -314,15 +314,9 @@ func (r *reader) uvarint() uint64 {
 		return 0
 	}
 	v, n := binary.Uvarint(r.b[r.off:])
-	if n <= 0 {
-		if n == 0 {
-			r.fail("truncated")
-		} else {
-			r.fail("varint overflows 64 bits")
-		}
+	if !r.advance(n) {
 		return 0
 	}
-	r.off += n
 	return v
 }
 
@@ -331,16 +325,25 @@ func (r *reader) varint() int64 {
 		return 0
 	}
 	v, n := binary.Varint(r.b[r.off:])
-	if n <= 0 {
-		if n == 0 {
-			r.fail("truncated")
-		} else {
-			r.fail("varint overflows 64 bits")
-		}
+	if !r.advance(n) {
 		return 0
 	}
-	r.off += n
 	return v
+}
+
+// advance moves past a varint of n bytes as encoding/binary reports it:
+// n == 0 means the input ended, n < 0 that the value overflows 64 bits.
+func (r *reader) advance(n int) bool {
+	switch {
+	case n == 0:
+		r.fail("truncated")
+		return false
+	case n < 0:
+		r.fail("varint overflows 64 bits")
+		return false
+	}
+	r.off += n
+	return true
 }
 
 func (r *reader) bytesN(n uint64, max int, what string) string {

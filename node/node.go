@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -374,15 +375,7 @@ func (n *Node) Stats() Stats {
 		s.Cluster.Rejoins = cs.Rejoins
 	}
 	n.eachGroup(func(g groupHandle) { s.Groups = append(s.Groups, g.stats()) })
-	slices.SortFunc(s.Groups, func(a, b GroupStats) int {
-		switch {
-		case a.Name < b.Name:
-			return -1
-		case a.Name > b.Name:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(s.Groups, func(a, b GroupStats) int { return strings.Compare(a.Name, b.Name) })
 	return s
 }
 
