@@ -21,6 +21,7 @@ const (
 // Config configures a Cluster. Zero fields mean the default in their comment.
 type Config struct {
 	Name          string   // required; unique in the cluster; <= MaxNameLen bytes
+	Cluster       string   // "" = "nearcache"; <= MaxClusterLen bytes; see below
 	BindAddr      string   // "" = "0.0.0.0"
 	BindPort      int      // 0 = any free port (see Cluster.LocalAddr)
 	AdvertiseAddr string   // "" = memberlist's choice (the bind address, or a private IP when bound to 0.0.0.0)
@@ -42,6 +43,22 @@ type Config struct {
 	Handler   Handler      // required
 	Logger    *slog.Logger // nil = discard (memberlist's own log goes through it too)
 }
+
+// Config.Cluster names the cluster. It becomes memberlist's Label: every packet and
+// stream carries it and a node drops those carrying another one (or none), so
+// two clusters on one network never merge, even when one is handed an address
+// that used to belong to the other (a restarted pod, a reused port), and a
+// stray memberlist (Consul, Serf) on the default port is not taken for a peer.
+// Every node of a cluster must use the same name. With SecretKey set the name
+// is also authenticated (GCM additional data). It travels in clear text.
+//
+// The default is a name, not no label, so that a nearcache node never merges
+// with an unlabelled memberlist cluster. The label costs 2+len(Cluster) bytes
+// of every UDP packet; packetBudget reserves room for the longest name.
+const (
+	MaxClusterLen  = 32          // bytes in Config.Cluster
+	DefaultCluster = "nearcache" // Config.Cluster when empty
+)
 
 // DefaultConfig returns a Config for LAN clusters; set Name and Handler.
 func DefaultConfig() Config { return Config{Profile: LAN} }
@@ -67,6 +84,8 @@ func (c *Config) validate() error {
 		return errors.New("gossip: Name is required")
 	case len(c.Name) > MaxNameLen:
 		return fmt.Errorf("gossip: Name must be at most %d bytes", MaxNameLen)
+	case len(c.Cluster) > MaxClusterLen:
+		return fmt.Errorf("gossip: Cluster must be at most %d bytes", MaxClusterLen)
 	case c.Handler == nil:
 		return errors.New("gossip: Handler is required")
 	case c.BindPort < 0 || c.BindPort > 65535:
@@ -92,6 +111,9 @@ func (c *Config) validate() error {
 func (c Config) withDefaults() Config {
 	if c.BindAddr == "" {
 		c.BindAddr = "0.0.0.0"
+	}
+	if c.Cluster == "" {
+		c.Cluster = DefaultCluster
 	}
 	if c.PushPullInterval == 0 {
 		c.PushPullInterval = 10 * time.Second
@@ -133,6 +155,7 @@ func (c *Config) memberlistConfig() (*memberlist.Config, error) {
 	// makes packet sizes unpredictable; the budget assumes none.
 	mc.EnableCompression = false
 	mc.Name = c.Name
+	mc.Label = c.Cluster
 	mc.BindAddr = c.BindAddr
 	mc.BindPort = c.BindPort
 	mc.AdvertiseAddr = c.AdvertiseAddr

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -137,6 +138,17 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	}
 }
 
+var clusterSeq atomic.Int64
+
+// testCluster returns a cluster name (Config.Cluster) that no other cluster
+// of this process or of another test process uses. Test packages run at
+// once, and a port one closes is soon handed to another: without distinct
+// names a cluster still gossiping to its dead member's address would adopt
+// the stranger now bound there.
+func testCluster() string {
+	return fmt.Sprintf("t%d-%d", os.Getpid(), clusterSeq.Add(1))
+}
+
 type testNode struct {
 	c   *Cluster
 	rec *recorder
@@ -153,10 +165,12 @@ func startCluster(t testing.TB, n int, mod func(i int, cfg *Config)) []*testNode
 		}
 	})
 	var seed string
+	cluster := testCluster()
 	for i := range n {
 		rec := newRecorder()
 		cfg := DefaultLocalConfig()
 		cfg.Name = fmt.Sprintf("n%02d", i)
+		cfg.Cluster = cluster
 		cfg.BindAddr = "127.0.0.1"
 		cfg.Handler = rec
 		if seed != "" {

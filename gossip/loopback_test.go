@@ -42,8 +42,10 @@ func (s *sizeRecorder) WriteTo(b []byte, addr string) (time.Time, error) {
 func TestMaxBatchEncrypted(t *testing.T) {
 	key := []byte("0123456789abcdef")
 	var rec *sizeRecorder
+	cluster := strings.Repeat("c", MaxClusterLen) // the longest label
 	nodes := startCluster(t, 2, func(i int, cfg *Config) {
 		cfg.SecretKey = key
+		cfg.Cluster = cluster
 		if i == 0 {
 			nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{"127.0.0.1"}})
 			if err != nil {
@@ -80,7 +82,7 @@ func TestMaxBatchEncrypted(t *testing.T) {
 	waitFor(t, 5*time.Second, "max-size batch", func() bool { return nodes[1].rec.distinct() == 8 })
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	want := 1 + 5 + 29 + packetBudget // userMsg + CRC + AES-GCM
+	want := 2 + MaxClusterLen + 1 + 5 + 29 + packetBudget // label + userMsg + CRC + AES-GCM
 	if !rec.sizes[want] || want > 1400 {
 		t.Fatalf("no %d-byte packet seen (or over 1400); max packet %d", want, rec.max)
 	}
@@ -98,6 +100,47 @@ func TestOversizeInvalidationOverTCP(t *testing.T) {
 	waitFor(t, 5*time.Second, "oversize invalidation", func() bool { return nodes[1].rec.distinct() == 1 })
 }
 
+// TestOtherClusterIgnored: a node of another cluster (another Cluster name,
+// or the default one) that dials a member, or is dialled by one, stays out:
+// neither side adopts the other. This is what keeps a cluster that gossips
+// to a dead member's address from merging with whatever binds it next.
+func TestOtherClusterIgnored(t *testing.T) {
+	nodes := startCluster(t, 2, nil)
+	for _, tc := range []struct{ name, cluster string }{
+		{"other name", testCluster()},
+		{"default name", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultLocalConfig()
+			cfg.Name = "stranger"
+			cfg.Cluster = tc.cluster
+			cfg.BindAddr = "127.0.0.1"
+			cfg.Handler = newRecorder()
+			cfg.Join = []string{nodes[0].c.LocalAddr()}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			c, err := Start(ctx, cfg)
+			if err != nil {
+				t.Fatal(err) // ctx ending is not an error
+			}
+			defer c.Close()
+			jctx, jcancel := context.WithTimeout(context.Background(), time.Second)
+			defer jcancel()
+			if n, err := nodes[1].c.Join(jctx, []string{c.LocalAddr()}); n != 0 {
+				t.Errorf("a member joined the stranger: %d answered (err %v)", n, err)
+			}
+			if h := c.Health(); h.AlivePeers != 0 || len(c.Members()) != 1 {
+				t.Fatalf("stranger joined: %+v, members %v", h, c.Members())
+			}
+			for _, n := range nodes {
+				if got := len(n.c.Members()); got != 2 {
+					t.Fatalf("%s sees %d members, want 2", n.c.LocalName(), got)
+				}
+			}
+		})
+	}
+}
+
 // TestEncryptionRefusesStrangers: a peer without the key, or with another
 // key, cannot join an encrypted cluster.
 func TestEncryptionRefusesStrangers(t *testing.T) {
@@ -113,6 +156,7 @@ func TestEncryptionRefusesStrangers(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := DefaultLocalConfig()
 			cfg.Name = "stranger"
+			cfg.Cluster = nodes[0].c.cfg.Cluster // refused for the key, not the name
 			cfg.BindAddr = "127.0.0.1"
 			cfg.Handler = newRecorder()
 			cfg.SecretKey = tc.key
@@ -145,6 +189,7 @@ func TestConfigValidation(t *testing.T) {
 	}{
 		{"no name", func(c *Config) { c.Name = "" }, "Name is required"},
 		{"long name", func(c *Config) { c.Name = strings.Repeat("n", MaxNameLen+1) }, "Name must be"},
+		{"long cluster", func(c *Config) { c.Cluster = strings.Repeat("c", MaxClusterLen+1) }, "Cluster must be"},
 		{"no handler", func(c *Config) { c.Handler = nil }, "Handler is required"},
 		{"bad key", func(c *Config) { c.SecretKey = []byte("short") }, "SecretKey"},
 		{"big meta", func(c *Config) { c.Meta = make([]byte, 513) }, "Meta"},

@@ -31,13 +31,13 @@ const (
 //	- userMsgOverhead                    1  (userMsg type byte)
 //	- CRC header (protocol >= 5)         5  (hasCrcMsg + crc32; memberlist forgets it)
 //	- encryptOverhead(v1)               29  (version 1 + nonce 12 + GCM tag 16)
-//	- label overhead                     0  (we set no Label)
-//	= 1361, minus a 25-byte margin      = 1336
+//	- label overhead                    34  (2 + MaxClusterLen: Config.Cluster)
+//	= 1327, minus a 25-byte margin      = 1302
 //
 // Encryption version 1 is used because memberlist's ProtocolVersion is >= 2.
 // A batch holding one invalidation that alone exceeds the budget (a group and a
 // key both near their limits) is sent over TCP instead (see encodeBatches).
-const packetBudget = 1336
+const packetBudget = 1302
 
 // Message types (byte 1 of every message).
 const (

@@ -109,8 +109,10 @@ func BenchmarkJoinToReady(b *testing.B) {
 			n.Close()
 		}
 	}()
+	cluster := testCluster()
 	start := func(name string, join []string) *Node {
 		cfg := DefaultLocalConfig(name)
+		cfg.Cluster = cluster
 		cfg.Join = join
 		n, err := Start(ctx, cfg)
 		if err != nil {
@@ -181,8 +183,10 @@ func BenchmarkRemoteFill(b *testing.B) {
 			loader := LoaderFunc[[]byte](func(context.Context, string) ([]byte, uint64, error) { return value, 1, nil })
 			var nodes []*Node
 			var groups []*Group[[]byte]
+			cluster := testCluster()
 			for i := range 2 {
 				cfg := DefaultLocalConfig(fmt.Sprintf("b%d", i))
+				cfg.Cluster = cluster
 				cfg.SecretKey = key
 				if i > 0 {
 					cfg.Join = []string{nodes[0].Addr()}

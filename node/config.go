@@ -33,6 +33,13 @@ type Config struct {
 	// ever heard, and every invalidation is local. Cluster fields are ignored.
 	Standalone bool
 
+	// Cluster names the cluster (at most 32 bytes; "" = "nearcache"). Nodes
+	// with different names ignore each other's packets, so two clusters on
+	// one network (staging and production, two services) never merge, even
+	// when a node is handed an address the other cluster used to gossip with.
+	// Every node of a cluster must use the same name.
+	Cluster string
+
 	BindAddr      string   // gossip bind address; "" = "0.0.0.0"
 	BindPort      int      // gossip port; 0 = any free port (see Node.Addr)
 	AdvertiseAddr string   // "" = chosen by memberlist from the bind address
@@ -109,6 +116,8 @@ func (c Config) validate() error {
 		return errors.New("node: Name is required")
 	case len(c.Name) > 255:
 		return errors.New("node: Name is longer than 255 bytes")
+	case len(c.Cluster) > gossip.MaxClusterLen:
+		return fmt.Errorf("node: Cluster is longer than %d bytes", gossip.MaxClusterLen)
 	case c.OwnerTimeout < 0:
 		return errors.New("node: OwnerTimeout must not be negative")
 	case len(c.Meta) > 500:

@@ -29,8 +29,10 @@ func BenchmarkLoadsPerExpiry(b *testing.B) {
 			var groups []*Group[string]
 			if mode != "none" {
 				var seed string
+				cluster := testCluster()
 				for i := range nodes {
 					cfg := DefaultLocalConfig(fmt.Sprintf("e%d", i))
+					cfg.Cluster = cluster
 					cfg.DisableOwnerFills = mode == "per-node"
 					if i > 0 {
 						cfg.Join = []string{seed}
@@ -107,8 +109,10 @@ func BenchmarkMembershipChange(b *testing.B) {
 	}
 	var nodesUp []*Node
 	var groups []*Group[string]
+	cluster := testCluster()
 	start := func(name, seed string) (*Node, *Group[string]) {
 		cfg := DefaultLocalConfig(name)
+		cfg.Cluster = cluster
 		if seed != "" {
 			cfg.Join = []string{seed}
 		}

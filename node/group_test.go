@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -435,6 +436,7 @@ func TestConfigValidation(t *testing.T) {
 		{"negative staleness", Config{Name: "a", Standalone: true, MaxStaleness: -1}},
 		{"retention too short", Config{Name: "a", Standalone: true, FloorRetention: time.Second}},
 		{"bad degraded mode", Config{Name: "a", Standalone: true, Degraded: 7}},
+		{"long cluster name", Config{Name: "a", Cluster: strings.Repeat("c", 33)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -519,6 +521,7 @@ func TestStartWithUnreachableSeed(t *testing.T) {
 	src := newSource()
 	src.put("k", "v1")
 	cfg := DefaultLocalConfig("lonely")
+	cfg.Cluster = testCluster()
 	cfg.Join = []string{"127.0.0.1:1"} // nothing listens there
 	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
 	defer cancel()

@@ -61,12 +61,14 @@ func loopbackCluster(t *testing.T, nw *gossiptest.Network, size int, src *source
 	t.Helper()
 	ms := make([]*lbMember, size)
 	var seed string
+	cluster := testCluster()
 	for i := range size {
 		tr, err := nw.Loopback()
 		if err != nil {
 			t.Fatal(err)
 		}
 		cfg := DefaultLocalConfig(fmt.Sprintf("n%d", i))
+		cfg.Cluster = cluster
 		cfg.Transport = tr
 		if i == 0 {
 			seed = tr.Addr()

@@ -93,6 +93,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		}
 		c, err := gossip.Start(jctx, gossip.Config{
 			Name:              cfg.Name,
+			Cluster:           cfg.Cluster,
 			BindAddr:          cfg.BindAddr,
 			BindPort:          cfg.BindPort,
 			AdvertiseAddr:     cfg.AdvertiseAddr,

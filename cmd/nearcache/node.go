@@ -121,6 +121,7 @@ func nodeCommandEnv(_, stderr io.Writer, getenv func(string) (string, bool)) (*f
 	host, _ := os.Hostname()
 	def := server.RunConfig{}
 	name := fs.String("name", host, "node name, unique in the cluster (default: the host name)")
+	cluster := fs.String("cluster", "nearcache", "cluster name, the same on every node; nodes of another cluster are ignored (at most 32 bytes)")
 	bindAddr := fs.String("bind-addr", "0.0.0.0", "gossip bind address")
 	gossipPort := fs.Int("gossip-port", 7946, "gossip port (TCP and UDP)")
 	advAddr := fs.String("advertise-addr", "", "address advertised to peers (default: chosen from the bind address)")
@@ -175,6 +176,7 @@ func nodeCommandEnv(_, stderr io.Writer, getenv func(string) (string, bool)) (*f
 		}
 		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})).With("node", *name)
 		ncfg := node.DefaultConfig(*name)
+		ncfg.Cluster = *cluster
 		ncfg.BindAddr = *bindAddr
 		ncfg.BindPort = *gossipPort
 		ncfg.AdvertiseAddr = *advAddr

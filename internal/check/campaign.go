@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -257,9 +258,15 @@ func RunCampaign(ctx context.Context, cfg CampaignConfig) (Report, *History, err
 	return Check(h), h, ctx.Err()
 }
 
+var campaigns atomic.Int64 // campaigns started by this process
+
 func startCluster(ctx context.Context, cfg CampaignConfig, nw *gossiptest.Network, src *source, rec *Recorder) ([]*cmember, error) {
 	var ms []*cmember
 	var seed string
+	// A name of its own (two campaigns in one process, or test packages
+	// running at once, never take each other's nodes for peers when a port
+	// is reused; see node.Config.Cluster).
+	cluster := fmt.Sprintf("check-%d-%d", os.Getpid(), campaigns.Add(1))
 	for i := range cfg.Nodes {
 		tr, err := nw.Loopback()
 		if err != nil {
@@ -267,6 +274,7 @@ func startCluster(ctx context.Context, cfg CampaignConfig, nw *gossiptest.Networ
 		}
 		name := "n" + strconv.Itoa(i)
 		nc := node.DefaultLocalConfig(name)
+		nc.Cluster = cluster
 		nc.Transport = tr
 		nc.MaxStaleness = cfg.MaxStaleness
 		nc.LoadTimeout = 2 * time.Second
