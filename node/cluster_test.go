@@ -287,3 +287,52 @@ func TestClusterRestartCatchesUp(t *testing.T) {
 }
 
 var _ = gossip.KindKey
+
+// TestClusterFrozenNodeServesNothingCached is G5 across a stall: a node
+// whose process froze (SIGSTOP, a VM pause) for longer than MaxStaleness
+// missed invalidations meanwhile, and the first read after it wakes may run
+// before its watchdog does. The watchdog is held in stallHook to stand for
+// the frozen process; the read must go to the source, not to the cache its
+// last verdict (taken before the stall) still vouches for.
+func TestClusterFrozenNodeServesNothingCached(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := newSource()
+		src.put("k", "v1")
+		nw := gossiptest.New(6)
+		ms := memCluster(t, nw, 3, src, nil)
+		frozen := ms[2]
+		if got := mustGet(t, frozen.g, "k"); got != "v1" {
+			t.Fatalf("Get = %q", got)
+		}
+		frozen.g.cache.Wait()
+
+		entered, release := make(chan struct{}, 1), make(chan struct{})
+		hold := func() {
+			select {
+			case entered <- struct{}{}:
+			default:
+			}
+			<-release
+		}
+		frozen.n.stallHook.Store(&hold)
+		t.Cleanup(func() { close(release) }) // before the nodes' Close, which waits for the watchdog
+		<-entered
+		nw.Isolate(memAddr(2)) // what it misses while frozen
+		ver := src.put("k", "v2")
+		if err := ms[0].g.Invalidate(t.Context(), "k", ver); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(3 * frozen.n.cfg.MaxStaleness) // the watchdog sleeps through it
+
+		before := src.loads()
+		if got := mustGet(t, frozen.g, "k"); got != "v2" {
+			t.Errorf("a node frozen for %v served %q from its cache, want v2 from the source", 3*frozen.n.cfg.MaxStaleness, got)
+		}
+		if src.loads() != before+1 {
+			t.Errorf("the read after the stall made %d loads, want 1 (read-through)", src.loads()-before)
+		}
+		if frozen.n.Trusted() {
+			t.Error("Trusted() is true past the lease")
+		}
+	})
+}

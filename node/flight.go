@@ -208,7 +208,7 @@ func (g *Group[V]) fill(ctx context.Context, key string, remote bool) fillResult
 	// Store only what is safe: not after a purge that began after the fill,
 	// not a fill slower than LoadTimeout (its fences may be forgotten), not
 	// while the node does not trust its cache.
-	if brokenNoStaleFill || took <= g.n.cfg.LoadTimeout && g.purgeEpoch.Load() == epoch && g.n.trusted.Load() {
+	if brokenNoStaleFill || took <= g.n.cfg.LoadTimeout && g.purgeEpoch.Load() == epoch && g.n.servable() {
 		e := local.Entry[V]{Value: v, Version: version, LoadTime: took}
 		if g.cache.Set(key, e, g.cost(key, v), g.cfg.TTL, tags) == local.Stored {
 			g.ctr.setsStored.Add(1)
@@ -225,7 +225,7 @@ func (g *Group[V]) fill(ctx context.Context, key string, remote bool) fillResult
 // (a key created and invalidated meanwhile makes it stale), and with
 // NegativeTTL it is cached as an absent entry under the same fences.
 func (g *Group[V]) notFound(key string, version uint64, tags []local.TagVersion, epoch uint64, err error) fillResult[V] {
-	if g.cfg.NegativeTTL > 0 && g.purgeEpoch.Load() == epoch && g.n.trusted.Load() {
+	if g.cfg.NegativeTTL > 0 && g.purgeEpoch.Load() == epoch && g.n.servable() {
 		e := local.Entry[V]{Version: version, Absent: true}
 		if g.cache.Set(key, e, int64(len(key)+64), g.cfg.NegativeTTL, tags) == local.Stored {
 			g.ctr.setsStored.Add(1)

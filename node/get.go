@@ -48,7 +48,7 @@ func (g *Group[V]) Get(ctx context.Context, key string, opts ...ReadOption) (V, 
 	for _, o := range opts {
 		mode = max(mode, o.mode)
 	}
-	if mode == readCached && g.n.trusted.Load() {
+	if mode == readCached && g.n.servable() {
 		if e, ok := g.cache.Get(key); ok && !(g.checkStale && g.expired(e)) { // counted by the store's striped counters
 			if e.ExpireAt != 0 && g.beta > 0 && rand.Uint32()&refreshSample == 0 {
 				g.maybeRefresh(key, e)
@@ -73,7 +73,7 @@ func (g *Group[V]) get(ctx context.Context, key string, mode readMode) (V, error
 	if err := validKey("key", key); err != nil {
 		return zero, err
 	}
-	trusted := g.n.trusted.Load()
+	trusted := g.n.servable()
 	if !trusted {
 		g.ctr.degraded.Add(1)
 		if g.n.cfg.Degraded == DegradedFail {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -28,8 +29,17 @@ type Node struct {
 
 	loadSlots chan struct{} // a token per running loader call (MaxConcurrentLoads)
 
-	trusted atomic.Bool // may cached values be served (G5)
-	closed  atomic.Bool
+	// trusted is the watchdog's last verdict (G5). Reads go by the lease
+	// instead: cached values may be served until trustUntil (monotonic ns
+	// since epoch; 0 = not trusted, forever = Standalone), which each good
+	// verdict extends by trustLease. A process frozen past its lease (SIGSTOP,
+	// a VM pause) serves nothing cached when it wakes, before its watchdog
+	// has run again: the verdict alone would still say yes.
+	trusted    atomic.Bool
+	trustUntil atomic.Int64
+	epoch      time.Time
+	stallHook  atomic.Pointer[func()] // tests: runs before each trust check, to freeze the watchdog
+	closed     atomic.Bool
 
 	closing context.Context // cancelled by Close: cuts loads short, stops the watchdog
 	cancel  context.CancelFunc
@@ -73,8 +83,10 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, groups: make(map[string]groupHandle), loadSlots: make(chan struct{}, cfg.MaxConcurrentLoads)}
 	n.closing, n.cancel = context.WithCancel(context.Background())
 	n.members.Store(1)
+	n.epoch = time.Now()
 	if cfg.Standalone {
 		n.trusted.Store(true)
+		n.trustUntil.Store(forever)
 	} else {
 		port, err := n.startPeers()
 		if err != nil {
@@ -136,7 +148,18 @@ func (n *Node) Addr() string {
 
 // Trusted reports whether the node serves cached values now: false while it
 // has not heard the cluster within MaxStaleness or has not caught up (G5).
-func (n *Node) Trusted() bool { return n.trusted.Load() }
+func (n *Node) Trusted() bool { return n.servable() }
+
+// forever is trustUntil of a node with no cluster to miss.
+const forever = math.MaxInt64
+
+// servable reports whether cached values may be served now: the watchdog's
+// last good verdict is younger than its lease. One monotonic clock read
+// (about 20 ns) on a clustered node's hit; none when Standalone.
+func (n *Node) servable() bool {
+	u := n.trustUntil.Load()
+	return u == forever || u > int64(time.Since(n.epoch))
+}
 
 // Member is a member of the cluster as this node sees it.
 type Member struct {
@@ -326,8 +349,12 @@ func (n *Node) watch() {
 		select {
 		case <-n.closing.Done():
 			return
-		case now := <-t.C:
-			n.checkTrust(now)
+		case <-t.C:
+			if h := n.stallHook.Load(); h != nil {
+				(*h)()
+			}
+			// The tick's own time may predate a stall; judge by the clock.
+			n.checkTrust(time.Now())
 		}
 	}
 }
@@ -336,10 +363,19 @@ func (n *Node) watchPeriod() time.Duration {
 	return min(max(n.cfg.MaxStaleness/10, time.Millisecond), 250*time.Millisecond)
 }
 
-// checkTrust sets the trusted flag from the cluster's health. Regaining trust
-// purges every group first: invalidations missed meanwhile cannot linger.
+// trustLease is how long one good verdict lets cached values be served: a
+// quarter of MaxStaleness, over twice the watchdog's period, so one late
+// tick does not interrupt hits.
+func (n *Node) trustLease() time.Duration { return n.cfg.MaxStaleness / 4 }
+
+// checkTrust sets the verdict and the lease from the cluster's health. A good
+// verdict at now needs every expected peer heard since now - (MaxStaleness -
+// lease): until now + lease, the last word heard is then younger than
+// MaxStaleness. Regaining trust purges every group first: invalidations
+// missed meanwhile cannot linger.
 func (n *Node) checkTrust(now time.Time) {
-	ok, why := trustVerdict(n.cluster.HealthSince(now.Add(-(n.cfg.MaxStaleness - n.watchPeriod()))))
+	lease := n.trustLease()
+	ok, why := trustVerdict(n.cluster.HealthSince(now.Add(-(n.cfg.MaxStaleness - lease))))
 	was := n.trusted.Load()
 	switch {
 	case ok && !was:
@@ -348,14 +384,18 @@ func (n *Node) checkTrust(now time.Time) {
 		n.cfg.Logger.Info("cache trusted", "why", why)
 	case !ok && was:
 		n.trusted.Store(false)
+		n.trustUntil.Store(0)
 		n.degradedTransition.Add(1)
 		n.cfg.Logger.Warn("cache not trusted: reads bypass it", "why", why)
+	}
+	if ok {
+		n.trustUntil.Store(int64(now.Sub(n.epoch) + lease))
 	}
 }
 
 // Stats returns a snapshot of the node's counters.
 func (n *Node) Stats() Stats {
-	s := Stats{Name: n.cfg.Name, Trusted: n.trusted.Load(), Members: int(n.members.Load())}
+	s := Stats{Name: n.cfg.Name, Trusted: n.servable(), Members: int(n.members.Load())}
 	s.Cluster.DegradedTransition = n.degradedTransition.Load()
 	if n.cluster != nil {
 		h := n.cluster.Health()

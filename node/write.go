@@ -88,7 +88,7 @@ func (g *Group[V]) Set(ctx context.Context, key string, value V, version uint64,
 		return err
 	}
 	g.cache.Raise(key, v)
-	if g.n.trusted.Load() {
+	if g.n.servable() {
 		var tags []local.TagVersion
 		if g.cfg.Tags != nil {
 			for _, t := range g.cfg.Tags(key) {
