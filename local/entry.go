@@ -20,8 +20,8 @@ type Entry[V any] struct {
 
 	Value    V
 	Version  uint64
-	StoredAt int64         // unix nanos (wall) when Set accepted it; filled by Set
-	ExpireAt int64         // unix nanos of the jittered expiry; 0 = never; filled by Set
+	StoredAt int64         // Cache.Now when Set accepted it; filled by Set
+	ExpireAt int64         // Cache.Now of the jittered expiry; 0 = never; filled by Set
 	LoadTime time.Duration // how long the fill took (for early refresh); given by the caller
 	Absent   bool          // the source has no such key (a negative entry); Value is the zero value
 }

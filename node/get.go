@@ -178,7 +178,7 @@ const refreshSample = 15
 // expired reports whether e's TTL has ended (for StaleOnError groups, whose
 // entries outlive it in the store).
 func (g *Group[V]) expired(e *local.Entry[V]) bool {
-	return e.ExpireAt != 0 && time.Now().UnixNano() >= e.ExpireAt
+	return e.ExpireAt != 0 && g.cache.Now() >= e.ExpireAt
 }
 
 // maybeRefresh runs XFetch (probabilistic early expiration, Vattani et al.):
@@ -186,7 +186,7 @@ func (g *Group[V]) expired(e *local.Entry[V]) bool {
 // key read often is refreshed shortly before it expires, one load at a time.
 func (g *Group[V]) maybeRefresh(key string, e *local.Entry[V]) {
 	delta := float64(max(e.LoadTime, time.Millisecond))
-	if float64(time.Now().UnixNano())-delta*g.beta*math.Log(1-rand.Float64()) < float64(e.ExpireAt) {
+	if float64(g.cache.Now())-delta*g.beta*math.Log(1-rand.Float64()) < float64(e.ExpireAt) {
 		return
 	}
 	// One refresh per stored entry: until the refreshed entry is visible
@@ -201,7 +201,7 @@ func (g *Group[V]) maybeRefresh(key string, e *local.Entry[V]) {
 func (g *Group[V]) staleOnError(key string) (V, bool) {
 	var zero V
 	e, ok := g.cache.Get(key)
-	if !ok || e.Absent || e.ExpireAt == 0 || time.Now().UnixNano()-e.ExpireAt > int64(g.n.cfg.MaxStaleness) {
+	if !ok || e.Absent || e.ExpireAt == 0 || g.cache.Now()-e.ExpireAt > int64(g.n.cfg.MaxStaleness) {
 		return zero, false
 	}
 	g.ctr.staleServed.Add(1)
