@@ -1,5 +1,11 @@
 package gossip
 
+import (
+	"context"
+	"math"
+	"time"
+)
+
 // localState is this node's push/pull state: the per-origin vector and the
 // newest entries of the recent log (about stateBudget bytes).
 func (c *Cluster) localState() []byte {
@@ -46,9 +52,13 @@ func (c *Cluster) mergeState(buf []byte) {
 	for i := range m.Logs {
 		c.receiveLog(&m.Logs[i], false) // queues the delivery itself
 	}
+	var again []Invalidation
 	c.mu.Lock()
 	for _, v := range m.Vector {
 		if v.Origin == c.cfg.Name {
+			if v.Incarnation > c.inc {
+				again = c.outgrowLocked(v.Incarnation)
+			}
 			continue
 		}
 		if s := c.streamForLocked(v.Origin, v.Incarnation, v.High); s != nil {
@@ -58,4 +68,39 @@ func (c *Cluster) mergeState(buf []byte) {
 	c.synced = true
 	c.mu.Unlock()
 	c.st.pushPulls.Add(1)
+	if len(again) > 0 {
+		c.spawn(func() { c.republish(again) })
+	}
+}
+
+// outgrowLocked moves this node past seen, an incarnation of its name the
+// cluster remembers that is newer than its own. The incarnation is the start
+// time on the wall clock; if the clock stepped back across a restart, peers
+// take the new stream for an old one and drop all of it. The node takes
+// seen+1, restarts its seqs, and returns what it published so far, to publish
+// again in the new stream (floors only rise: a repeat is harmless).
+func (c *Cluster) outgrowLocked(seen uint64) []Invalidation {
+	if seen == math.MaxUint64 {
+		return nil // cannot outgrow it; nothing sane sends this
+	}
+	var again []Invalidation
+	for q := uint64(1); q <= c.seq; q++ {
+		if e, ok := c.log.get(c.cfg.Name, c.inc, q); ok {
+			again = append(again, Invalidation{Group: e.Group, Kind: e.Kind, Key: e.Key, Version: e.Version})
+		}
+	}
+	c.cfg.Logger.Warn("gossip: the cluster remembers a newer incarnation of this node (did the clock step back?); taking a newer one",
+		"incarnation", c.inc, "remembered", seen, "republish", len(again))
+	c.inc, c.seq = seen+1, 0
+	c.st.outgrown.Add(1)
+	return again
+}
+
+// republish publishes invs again after outgrowLocked, bounded by a timeout.
+func (c *Cluster) republish(invs []Invalidation) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Publish(ctx, invs); err != nil {
+		c.cfg.Logger.Warn("gossip: republishing after a new incarnation", "err", err)
+	}
 }

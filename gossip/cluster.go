@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net"
@@ -17,7 +18,6 @@ import (
 type Cluster struct {
 	cfg  Config
 	ml   *memberlist.Memberlist
-	inc  uint64 // incarnation: start time in unix nanos
 	bq   *memberlist.TransmitLimitedQueue
 	done chan struct{}
 	kick chan struct{} // send heartbeats now (a peer joined)
@@ -36,7 +36,8 @@ type Cluster struct {
 	closed   bool
 	left     bool
 	self     memberlist.Node
-	seq      uint64 // last seq published
+	inc      uint64 // incarnation: start time in unix nanos, or past the cluster's memory (see outgrowLocked)
+	seq      uint64 // last seq published in inc
 	log      *recentLog
 	streams  map[streamKey]*stream
 	current  map[string]uint64 // origin -> newest incarnation seen
@@ -56,7 +57,7 @@ type peer struct {
 
 type counters struct {
 	published, msgSent, msgRecv, received, dups, gaps, repaired, unrepairable,
-	acks, hbSent, hbRecv, pushPulls, rejoins, decodeErrs atomic.Uint64
+	acks, hbSent, hbRecv, pushPulls, rejoins, decodeErrs, outgrown atomic.Uint64
 }
 
 // Start validates cfg, starts memberlist and tries the seeds in cfg.Join
@@ -75,7 +76,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	}
 	c := &Cluster{
 		cfg:     cfg,
-		inc:     uint64(time.Now().UnixNano()),
+		inc:     cmp.Or(cfg.incarnation, uint64(time.Now().UnixNano())),
 		done:    make(chan struct{}),
 		kick:    make(chan struct{}, 1),
 		log:     newRecentLog(cfg.RecentLog),
@@ -280,6 +281,7 @@ func (c *Cluster) Stats() Stats {
 		HeartbeatsReceived: c.st.hbRecv.Load(),
 		PushPulls:          c.st.pushPulls.Load(),
 		Rejoins:            c.st.rejoins.Load(),
+		Outgrown:           c.st.outgrown.Load(),
 		DecodeErrors:       c.st.decodeErrs.Load(),
 		QueueLen:           c.bq.NumQueued(),
 	}
@@ -338,8 +340,8 @@ func (c *Cluster) Close() error {
 func (c *Cluster) announceLeaving() {
 	c.mu.Lock()
 	targets := c.alivePeersLocked()
-	c.mu.Unlock()
 	msg := (&leavingMsg{From: c.cfg.Name, Incarnation: c.inc}).encode()
+	c.mu.Unlock()
 	for range 2 { // UDP: twice, so one lost packet does not make a leave look like a failure
 		for i := range targets {
 			if c.ml.SendBestEffort(&targets[i], msg) == nil {

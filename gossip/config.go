@@ -42,6 +42,8 @@ type Config struct {
 	Transport Transport    // nil = real UDP/TCP sockets
 	Handler   Handler      // required
 	Logger    *slog.Logger // nil = discard (memberlist's own log goes through it too)
+
+	incarnation uint64 // tests: the starting incarnation, as if the wall clock read it; 0 = the wall clock
 }
 
 // Config.Cluster names the cluster. It becomes memberlist's Label: every packet and

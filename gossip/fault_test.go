@@ -327,6 +327,56 @@ func TestRestartSameName(t *testing.T) {
 	})
 }
 
+// TestRestartAfterClockStepBack: a node restarted with the same name after
+// its wall clock stepped back gets a smaller incarnation than the one the
+// cluster remembers. Its new stream must still be delivered: it learns the
+// remembered incarnation at join (push/pull) and takes a newer one, and what
+// it published before that (alone, before joining) is published again. Catches: peers dropping the
+// whole new stream as an old incarnation's.
+func TestRestartAfterClockStepBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		nw := gossiptest.New(12)
+		const before = 1_000_000
+		nodes := startFake(t, nw, 3, func(i int, cfg *Config) {
+			if i == 2 {
+				cfg.incarnation = before
+			}
+		})
+		if err := nodes[2].c.Publish(context.Background(), keys("old", 10)); err != nil {
+			t.Fatal(err)
+		}
+		waitFake(t, 5*time.Second, "old incarnation", func() bool { return nodes[0].rec.distinct() == 10 })
+		nodes[2].c.Close()
+		time.Sleep(100 * time.Millisecond)
+		// Started alone, it publishes before it learns anything; then joins.
+		nodes[2] = startFakeNode(t, nw, 2, false, func(i int, cfg *Config) { cfg.incarnation = before - 1000 }) // clock 1 µs behind
+		if err := nodes[2].c.Publish(context.Background(), keys("early", 5)); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := nodes[2].c.Join(context.Background(), []string{fakeAddr(0)}); n != 1 {
+			t.Fatalf("Join = %d, %v", n, err)
+		}
+		waitFake(t, 10*time.Second, "rejoin", func() bool {
+			return nodes[0].c.Health().AlivePeers == 2 && nodes[2].c.Health().AlivePeers == 2
+		})
+		if err := nodes[2].c.Publish(context.Background(), keys("new", 10)); err != nil {
+			t.Fatal(err)
+		}
+		waitFake(t, 10*time.Second, "the new incarnation's invalidations everywhere", func() bool {
+			return nodes[0].rec.distinct() == 25 && nodes[1].rec.distinct() == 25
+		})
+		if s := nodes[2].c.Stats(); s.Outgrown == 0 {
+			t.Errorf("Stats.Outgrown = 0 after taking a newer incarnation")
+		}
+		nodes[2].c.mu.Lock()
+		inc := nodes[2].c.inc
+		nodes[2].c.mu.Unlock()
+		if inc <= before {
+			t.Errorf("incarnation %d, want past the remembered %d", inc, before)
+		}
+	})
+}
+
 // TestTailLossByHeartbeat: the last invalidations of a burst are lost by
 // every receiver and gossip retransmission is exhausted; with push/pull
 // effectively off, only the heartbeat's last seq reveals the loss, and

@@ -149,7 +149,8 @@ func (c *Cluster) publish(ctx context.Context, invs []Invalidation, acked bool) 
 		c.log.add(c.inc, es[i])
 	}
 	targets := c.sendTargetsLocked(time.Now())
-	batches := encodeBatches(c.cfg.Name, c.inc, flags, es)
+	inc := c.inc
+	batches := encodeBatches(c.cfg.Name, inc, flags, es)
 	var w *ackWaiter
 	if acked {
 		w = &ackWaiter{inc: c.inc, batches: batches, pending: map[string]map[int]struct{}{}, done: make(chan struct{})}
@@ -172,7 +173,7 @@ func (c *Cluster) publish(ctx context.Context, invs []Invalidation, acked bool) 
 	// Gossip retransmission: one message per invalidation, so a newer one
 	// of the same (group, kind, key) replaces an older one still queued.
 	// Whatever the queue drops is repaired from the seq gaps.
-	for _, b := range encodeBatches(c.cfg.Name, c.inc, 0, es) {
+	for _, b := range encodeBatches(c.cfg.Name, inc, 0, es) {
 		if b.oversize {
 			continue
 		}

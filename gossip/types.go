@@ -112,6 +112,7 @@ type Stats struct {
 	HeartbeatsReceived uint64
 	PushPulls          uint64 // remote states merged
 	Rejoins            uint64 // rejoin attempts
+	Outgrown           uint64 // times this node took an incarnation past one the cluster remembered (the clock stepped back across a restart)
 	DecodeErrors       uint64
 	QueueLen           int // gossip retransmission queue length
 }
