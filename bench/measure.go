@@ -244,14 +244,17 @@ func work(ctx context.Context, st Strategy, tr *tracker, p *picker, w Workload, 
 
 // step runs one operation; false once the run is over.
 func step(ctx context.Context, st Strategy, tr *tracker, p *picker, w Workload, inst int, ws *workerStats, warmEnd, end int64) bool {
+	// Choose the operation before the clock starts: the Zipf draw and the
+	// key's string are the harness's work, not the read's.
+	i := p.next()
+	key := Key(i)
+	write := p.write(w.WriteFrac)
 	began := tr.now()
 	if began >= end {
 		return false
 	}
 	counted := began >= warmEnd
-	i := p.next()
-	key := Key(i)
-	if p.write(w.WriteFrac) {
+	if write {
 		ver, err := st.Write(ctx, inst, key)
 		done := tr.now()
 		if err != nil {
