@@ -10,11 +10,17 @@ import (
 // versions keys of [ClockVersions] groups, whose source has no versions.
 type hlc struct {
 	last atomic.Uint64
+	wall func() uint64 // tests: the wall clock; nil = time.Now
 }
 
 // now returns a stamp greater than every stamp returned or observed before.
 func (c *hlc) now() uint64 {
-	wall := uint64(time.Now().UnixNano())
+	var wall uint64
+	if c.wall != nil {
+		wall = c.wall()
+	} else {
+		wall = uint64(time.Now().UnixNano())
+	}
 	for {
 		last := c.last.Load()
 		next := wall
