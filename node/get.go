@@ -33,9 +33,15 @@ func Verified() ReadOption { return ReadOption{mode: readVerified} }
 // balance check before a withdrawal) on authoritative reads only.
 func Authoritative() ReadOption { return ReadOption{mode: readAuthoritative} }
 
-// staleRetries bounds how often a read reloads when the source answers below
-// the key's floor, before it gives up with a *StaleError.
-const staleRetries = 3
+// A read whose load comes back below the key's floor (the source lags the
+// invalidation, or a write landed during the load) loads again after a
+// growing pause, at least minStaleTries times and then while the LoadTimeout
+// allows, before it gives up with a *StaleError: a hot key under constant
+// writes needs a few tries, and a correct value is worth the wait.
+const (
+	minStaleTries = 3
+	maxStalePause = 100 * time.Millisecond
+)
 
 // Get returns the value of key. With no option the cached value is served if
 // there is one (a hint: at most as stale as the propagation bound, or
@@ -130,12 +136,14 @@ func (g *Group[V]) verify(ctx context.Context, key string, trusted bool) (v V, o
 
 // load reads key from the source: shared with concurrent readers on this node
 // when shared is true, else a private load (authoritative reads must not be
-// served by a load that started before them). It retries a bounded number of
-// times when the result is below the key's floor.
+// served by a load that started before them). It loads again while the
+// result is below the key's floor, within the LoadTimeout (see minStaleTries).
 func (g *Group[V]) load(ctx context.Context, key string, shared bool) (V, error) {
 	var zero V
 	var r fillResult[V]
-	for attempt := range staleRetries {
+	began := time.Now()
+	pause := 10 * time.Millisecond
+	for attempt := 0; ; attempt++ {
 		var err error
 		if shared {
 			r, err = g.sharedFill(ctx, key)
@@ -157,15 +165,19 @@ func (g *Group[V]) load(ctx context.Context, key string, shared bool) (V, error)
 			return r.val, nil
 		}
 		g.ctr.staleRejected.Add(1)
-		if attempt < staleRetries-1 && g.cfg.Versioning == SourceVersions {
+		if attempt+1 >= minStaleTries && (g.cfg.Versioning != SourceVersions || time.Since(began)+pause > g.n.cfg.LoadTimeout) {
+			break // ClockVersions: a fresh stamp was due at once; no pause helps
+		}
+		if g.cfg.Versioning == SourceVersions {
 			// The source lags the invalidation: give it a moment.
-			t := time.NewTimer(time.Duration(attempt+1) * 10 * time.Millisecond)
+			t := time.NewTimer(pause)
 			select {
 			case <-ctx.Done():
 				t.Stop()
 				return zero, ctx.Err()
 			case <-t.C:
 			}
+			pause = min(2*pause, maxStalePause)
 		}
 	}
 	return zero, &StaleError{Group: g.name, Key: key, Version: r.version, Floor: g.cache.ExactFloor(key)}

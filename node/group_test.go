@@ -546,3 +546,40 @@ func TestStartWithUnreachableSeed(t *testing.T) {
 		t.Errorf("%d loads for 3 reads on an untrusted node, want 3 (read-through)", src.loads())
 	}
 }
+
+// TestLaggingSourceCatchesUp: the source answers below the floor for longer
+// than a few quick reloads (a replica catching up, or a hot key written
+// during every load) and then catches up within the LoadTimeout: the read
+// waits and returns the new version instead of failing. Catches: a fixed,
+// small number of reloads (the read failed with StaleError after three).
+func TestLaggingSourceCatchesUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n, err := Start(t.Context(), Config{Name: "solo", Standalone: true, LoadTimeout: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer n.Close()
+		var calls int
+		caughtUp := time.Now().Add(300 * time.Millisecond)
+		g, err := NewGroup(n, "rows", GroupConfig[string]{Loader: LoaderFunc[string](func(context.Context, string) (string, uint64, error) {
+			calls++
+			if time.Now().Before(caughtUp) {
+				return "old", 1, nil
+			}
+			return "new", 7, nil
+		})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := g.Invalidate(t.Context(), "k", 7); err != nil {
+			t.Fatal(err)
+		}
+		got, err := g.Get(t.Context(), "k")
+		if err != nil || got != "new" {
+			t.Fatalf("Get = %q, %v after %d loads; want the caught-up version", got, err, calls)
+		}
+		if calls < 4 {
+			t.Errorf("%d loads, want more than the first few", calls)
+		}
+	})
+}
