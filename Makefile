@@ -5,7 +5,8 @@ GO ?= go
 
 test: bench-deps browser-deps vet race fuzz-smoke
 
-# redis-server for bench/'s redis strategies (apt-get when missing).
+# redis-server (bench/'s redis strategies) and PostgreSQL (the --source postgres://
+# tests, internal/pgtest), with apt-get when missing.
 bench-deps:
 	./scripts/bench-deps.sh
 

@@ -7,7 +7,8 @@
 //
 // A [Source] is the source of truth: an embedded SQLite database whose rows
 // carry a version column, behind an added per-query latency that stands in
-// for a networked database. A [Strategy] is N application instances, each
+// for a networked database, or a table in a real PostgreSQL reached through
+// pgx when [Config.SourceDSN] is set. A [Strategy] is N application instances, each
 // with its own cache or client, reading through to the Source. [Run] drives
 // every strategy through every [Workload] (seeded, so reproducible) and
 // returns one [Result] per pair: read throughput and latency quantiles from a

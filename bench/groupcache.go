@@ -87,6 +87,7 @@ func (s *groupcacheStrategy) Write(ctx context.Context, _ int, key string) (uint
 
 func (s *groupcacheStrategy) Close() error {
 	var errs []error
+	s.tr.CloseIdleConnections() // before the peers stop: none waits on a spare connection
 	if s.cluster != nil {
 		errs = append(errs, s.cluster.Stop())
 	}

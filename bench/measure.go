@@ -81,7 +81,7 @@ func heapAlloc() int64 {
 // runOne runs workload w against strategy name on a fresh source.
 func runOne(ctx context.Context, cfg Config, env Env, w Workload, name string) (Result, error) {
 	res := Result{Strategy: name, Workload: w.Name, Instances: cfg.Instances, Warmup: w.Warmup.Seconds()}
-	src, err := OpenSource(ctx, SourceConfig{Dir: cfg.Dir, Keys: w.Keys, ValueSize: cfg.ValueSize, Latency: cfg.Latency})
+	src, err := OpenSource(ctx, SourceConfig{DSN: cfg.SourceDSN, Dir: cfg.Dir, Keys: w.Keys, ValueSize: cfg.ValueSize, Latency: cfg.Latency})
 	if err != nil {
 		return res, err
 	}

@@ -11,8 +11,8 @@ import (
 
 // WriteTable writes rep as a terminal table, one block per workload.
 func WriteTable(w io.Writer, rep *Report) error {
-	fmt.Fprintf(w, "nearcache bench: %d instances, database latency %v per query, %s, %d CPUs, seed %d, nearcache ack-all %v\n",
-		rep.Instances, rep.Latency, rep.GoVersion, rep.NumCPU, rep.Seed, rep.AckAll)
+	fmt.Fprintf(w, "nearcache bench: %d instances, source %s, %s, %d CPUs, seed %d, nearcache ack-all %v\n",
+		rep.Instances, sourceStr(rep), rep.GoVersion, rep.NumCPU, rep.Seed, rep.AckAll)
 	var tw *tabwriter.Writer
 	last := ""
 	for _, r := range rep.Results {
@@ -47,6 +47,18 @@ func WriteTable(w io.Writer, rep *Report) error {
 		}
 	}
 	return nil
+}
+
+// sourceStr names the report's source of truth and its added latency.
+func sourceStr(rep *Report) string {
+	name := "SQLite"
+	if rep.Source == "postgres" {
+		name = "PostgreSQL " + rep.SourceAddr
+	}
+	if rep.Latency <= 0 {
+		return name + " (no added latency)"
+	}
+	return fmt.Sprintf("%s + %v added per query", name, rep.Latency)
 }
 
 // dur prints a duration with 3 significant digits; "-" for 0.

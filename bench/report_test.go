@@ -17,7 +17,7 @@ func fakeReport() *Report {
 	for i := range 1000 {
 		h.Record(time.Duration(i) * time.Microsecond)
 	}
-	rep := &Report{Instances: 4, Latency: time.Millisecond, GoVersion: "go", NumCPU: 2, Seed: 1}
+	rep := &Report{Source: "sqlite", Instances: 4, Latency: time.Millisecond, GoVersion: "go", NumCPU: 2, Seed: 1}
 	for _, s := range []string{"redis", "nearcache"} {
 		rep.Results = append(rep.Results, Result{
 			Strategy: s, Workload: "w", Instances: 4, Seconds: 1, Reads: 1000, Writes: 10,
@@ -47,7 +47,7 @@ func TestWriteJSONSchema(t *testing.T) {
 	if err := json.Unmarshal(top["results"], &results); err != nil || len(results) != 2 {
 		t.Fatalf("results: %v (%d)", err, len(results))
 	}
-	for _, k := range []string{"started", "instances", "db_latency_ns", "value_size", "seed", "nearcache_ack_all", "go_version", "num_cpu"} {
+	for _, k := range []string{"started", "source", "instances", "db_latency_ns", "value_size", "seed", "nearcache_ack_all", "go_version", "num_cpu"} {
 		if _, ok := top[k]; !ok {
 			t.Errorf("report has no %q", k)
 		}
@@ -55,6 +55,11 @@ func TestWriteJSONSchema(t *testing.T) {
 	readme, err := os.ReadFile("README.md")
 	if err != nil {
 		t.Fatal(err)
+	}
+	for k := range top {
+		if !strings.Contains(string(readme), `"`+k+`"`) {
+			t.Errorf("report field %q is not documented in README.md", k)
+		}
 	}
 	for k := range results[0] {
 		if !strings.Contains(string(readme), `"`+k+`"`) {
@@ -102,5 +107,49 @@ func TestRedisMissing(t *testing.T) {
 	_, err := Run(t.Context(), Config{Strategies: []string{"redis"}, Workloads: []Workload{{Name: "w", Duration: time.Second}}})
 	if !errors.Is(err, ErrNoRedis) || !strings.Contains(err.Error(), "make bench-deps") {
 		t.Fatalf("Run without redis-server: %v, want ErrNoRedis naming make bench-deps", err)
+	}
+}
+
+// TestTableHeaderSource: the header names the source and the latency added
+// to it, and never a DSN's credentials.
+func TestTableHeaderSource(t *testing.T) {
+	tests := []struct {
+		name    string
+		source  string
+		addr    string
+		latency time.Duration
+		want    string
+	}{
+		{"sqlite with latency", "sqlite", "", time.Millisecond, "source SQLite + 1ms added per query,"},
+		{"sqlite without latency", "sqlite", "", -1, "source SQLite (no added latency),"},
+		{"postgres", "postgres", "db.internal:5432/app", -1, "source PostgreSQL db.internal:5432/app (no added latency),"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := fakeReport()
+			rep.Source, rep.SourceAddr, rep.Latency = tc.source, tc.addr, tc.latency
+			var buf bytes.Buffer
+			if err := WriteTable(&buf, rep); err != nil {
+				t.Fatal(err)
+			}
+			if header, _, _ := strings.Cut(buf.String(), "\n"); !strings.Contains(header, tc.want) {
+				t.Errorf("header %q lacks %q", header, tc.want)
+			}
+		})
+	}
+}
+
+func TestPostgresAddr(t *testing.T) {
+	tests := []struct{ dsn, want string }{
+		{"postgres://nc:secret@127.0.0.1:5432/postgres?sslmode=disable", "127.0.0.1:5432/postgres"},
+		{"postgresql://db.internal/app", "db.internal/app"},
+		{"postgres://%zz", "PostgreSQL"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.dsn, func(t *testing.T) {
+			if got := PostgresAddr(tc.dsn); got != tc.want {
+				t.Errorf("PostgresAddr(%q) = %q, want %q", tc.dsn, got, tc.want)
+			}
+		})
 	}
 }

@@ -17,10 +17,11 @@ import (
 // Config configures [Run]. Zero fields take the default written beside them.
 type Config struct {
 	Dir        string        // scratch directory (databases, gcpeer binary); "" = a new temp dir, removed after
+	SourceDSN  string        // "" = embedded SQLite; postgres://... = PostgreSQL through pgx (Latency is then not added)
 	Strategies []string      // nil = StrategyNames
 	Workloads  []Workload    // nil = DefaultWorkloads(1)
 	Instances  int           // application instances per strategy; 0 = 4
-	Latency    time.Duration // added per database query; 0 = 1ms; negative = none
+	Latency    time.Duration // SQLite only: added per database query; 0 = 1ms; negative = none
 	ValueSize  int           // bytes per row body; 0 = 100
 	Seed       int64         // workload seed; 0 = 1
 	AckAll     bool          // nearcache writers Invalidate with node.AckAll
@@ -34,6 +35,9 @@ func (c Config) validate() error {
 	}
 	if c.ValueSize < 0 {
 		return errors.New("bench: ValueSize must not be negative")
+	}
+	if c.SourceDSN != "" && !isPostgresDSN(c.SourceDSN) {
+		return errors.New("bench: SourceDSN must start with postgres:// or postgresql:// (\"\" = SQLite)")
 	}
 	for _, s := range c.Strategies {
 		if !slices.Contains(StrategyNames, s) {
@@ -58,7 +62,10 @@ func (c Config) withDefaults() Config {
 	if c.Instances == 0 {
 		c.Instances = 4
 	}
-	if c.Latency == 0 {
+	switch {
+	case c.SourceDSN != "":
+		c.Latency = -1 // a networked database has its own
+	case c.Latency == 0:
 		c.Latency = time.Millisecond
 	}
 	if c.ValueSize == 0 {
@@ -76,15 +83,17 @@ func (c Config) withDefaults() Config {
 // Report is a whole run: its settings and one Result per workload and
 // strategy.
 type Report struct {
-	Started   time.Time     `json:"started"`
-	Instances int           `json:"instances"`
-	Latency   time.Duration `json:"db_latency_ns"`
-	ValueSize int           `json:"value_size"`
-	Seed      int64         `json:"seed"`
-	AckAll    bool          `json:"nearcache_ack_all"`
-	GoVersion string        `json:"go_version"`
-	NumCPU    int           `json:"num_cpu"`
-	Results   []Result      `json:"results"`
+	Started    time.Time     `json:"started"`
+	Source     string        `json:"source"`                // "sqlite" or "postgres"
+	SourceAddr string        `json:"source_addr,omitempty"` // postgres: host:port/database (no credentials)
+	Instances  int           `json:"instances"`
+	Latency    time.Duration `json:"db_latency_ns"` // added per query; negative = none (always, for postgres)
+	ValueSize  int           `json:"value_size"`
+	Seed       int64         `json:"seed"`
+	AckAll     bool          `json:"nearcache_ack_all"`
+	GoVersion  string        `json:"go_version"`
+	NumCPU     int           `json:"num_cpu"`
+	Results    []Result      `json:"results"`
 }
 
 // Run runs every workload against every strategy, one at a time, each on a
@@ -101,6 +110,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		defer os.RemoveAll(dir)
 		cfg.Dir = dir
+	}
+	if cfg.SourceDSN != "" {
+		if err := checkPostgres(ctx, cfg.SourceDSN); err != nil {
+			return nil, err
+		}
 	}
 	env := Env{Instances: cfg.Instances, Logger: cfg.Logger, AckAll: cfg.AckAll}
 	if slices.Contains(cfg.Strategies, "redis") || slices.Contains(cfg.Strategies, "redis-csc") {
@@ -121,8 +135,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 
 	rep := &Report{
-		Started: time.Now(), Instances: cfg.Instances, Latency: cfg.Latency, ValueSize: cfg.ValueSize,
+		Started: time.Now(), Source: "sqlite", Instances: cfg.Instances, Latency: cfg.Latency, ValueSize: cfg.ValueSize,
 		Seed: cfg.Seed, AckAll: cfg.AckAll, GoVersion: runtime.Version(), NumCPU: runtime.NumCPU(),
+	}
+	if cfg.SourceDSN != "" {
+		rep.Source, rep.SourceAddr = "postgres", PostgresAddr(cfg.SourceDSN)
 	}
 	var total time.Duration
 	for _, w := range cfg.Workloads {

@@ -18,16 +18,7 @@ func TestSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts redis-server, gcpeer processes and nearcache clusters")
 	}
-	const instances = 3
-	cfg := Config{
-		Dir:       t.TempDir(),
-		Instances: instances,
-		AckAll:    true,
-		Workloads: []Workload{
-			{Name: "writes", Keys: 2000, WriteFrac: 0.1, TTL: 10 * time.Second, Warmup: 200 * time.Millisecond, Duration: 1200 * time.Millisecond, Workers: 2, Churn: true},
-			{Name: "storm", Keys: 100, HotKeys: 4, TTL: 100 * time.Millisecond, Warmup: 200 * time.Millisecond, Duration: time.Second, Workers: 8},
-		},
-	}
+	cfg := smokeConfig(t.TempDir(), 1200*time.Millisecond, time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	rep, err := Run(ctx, cfg)
@@ -37,12 +28,36 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkSmoke(t, rep, cfg.Instances, StrategyNames)
+}
+
+// smokeInstances is the smoke runs' instance count.
+const smokeInstances = 3
+
+// smokeConfig is the smoke runs' configuration: a writes workload with a
+// churn restart, and a hot-key storm, measured for the given durations.
+func smokeConfig(dir string, writes, storm time.Duration) Config {
+	return Config{
+		Dir:       dir,
+		Instances: smokeInstances,
+		AckAll:    true,
+		Workloads: []Workload{
+			{Name: "writes", Keys: 2000, WriteFrac: 0.1, TTL: 10 * time.Second, Warmup: 200 * time.Millisecond, Duration: writes, Workers: 2, Churn: true},
+			{Name: "storm", Keys: 100, HotKeys: 4, TTL: 100 * time.Millisecond, Warmup: 200 * time.Millisecond, Duration: storm, Workers: 8},
+		},
+	}
+}
+
+// checkSmoke asserts the correctness facts of a smokeConfig run (see
+// TestSmoke) on every workload and each of strategies.
+func checkSmoke(t *testing.T, rep *Report, instances int, strategies []string) {
+	t.Helper()
 	got := map[[2]string]Result{}
 	for _, r := range rep.Results {
 		got[[2]string{r.Workload, r.Strategy}] = r
 	}
 	for _, w := range []string{"writes", "storm"} {
-		for _, s := range StrategyNames {
+		for _, s := range strategies {
 			t.Run(w+"/"+s, func(t *testing.T) {
 				r, ok := got[[2]string{w, s}]
 				if !ok {
@@ -64,7 +79,7 @@ func TestSmoke(t *testing.T) {
 					t.Errorf("nearcache with AckAll writes served %d stale reads (max staleness %v)", r.StaleReads, r.StalenessMax)
 				case w == "writes" && (s == "local-ttl" || s == "groupcache") && r.StaleReads == 0:
 					t.Errorf("%s served no stale read although other instances wrote: the stale judge misses them", s)
-				case w == "storm" && s == "nearcache" && r.DBQueriesPerExpiry > instances:
+				case w == "storm" && s == "nearcache" && r.DBQueriesPerExpiry > float64(instances):
 					t.Errorf("nearcache: %.2f database queries per hot-key expiry, want <= %d", r.DBQueriesPerExpiry, instances)
 				}
 				t.Logf("%s/%s: %d reads, %d writes, stale %d, db q/expiry %.2f", w, s, r.Reads, r.Writes, r.StaleReads, r.DBQueriesPerExpiry)

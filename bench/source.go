@@ -60,16 +60,22 @@ func keyIndex(key string) int {
 
 // SourceConfig configures a [Source].
 type SourceConfig struct {
-	Dir       string        // directory of the database file; required
+	// DSN chooses the database: "" = a fresh SQLite file in Dir; a
+	// postgres:// or postgresql:// URL = a fresh table in that PostgreSQL
+	// database, through pgx (see OpenSource).
+	DSN       string
+	Dir       string        // directory of the SQLite file; required without DSN
 	Keys      int           // rows, "k0".."k{Keys-1}", all at version 1; 0 = 100000
 	ValueSize int           // bytes of every body; 0 = 100
-	Latency   time.Duration // added before every query; 0 = 1ms; negative = none
+	Latency   time.Duration // SQLite only: added before every query; 0 = 1ms; negative = none
 }
 
 func (c SourceConfig) validate() error {
 	switch {
-	case c.Dir == "":
-		return errors.New("bench: SourceConfig.Dir is required")
+	case c.DSN != "" && !isPostgresDSN(c.DSN):
+		return errors.New("bench: source DSN must start with postgres:// or postgresql:// (\"\" = SQLite)")
+	case c.DSN == "" && c.Dir == "":
+		return errors.New("bench: SourceConfig.Dir is required for the SQLite source")
 	case c.Keys < 0:
 		return errors.New("bench: Keys must not be negative")
 	case c.ValueSize < 0:
@@ -85,31 +91,42 @@ func (c SourceConfig) withDefaults() SourceConfig {
 	if c.ValueSize == 0 {
 		c.ValueSize = 100
 	}
-	if c.Latency == 0 {
+	switch {
+	case c.DSN != "":
+		c.Latency = -1 // a networked database has its own
+	case c.Latency == 0:
 		c.Latency = time.Millisecond
 	}
 	return c
 }
 
-// Source is the source of truth: an SQLite table (id, body, version) in a
-// file of its own, with an added latency before every query. Safe for
-// concurrent use.
+// Source is the source of truth: a table (id, body, version) in a fresh
+// SQLite file with an added latency before every query, or in PostgreSQL.
+// Safe for concurrent use.
 type Source struct {
 	db      *sql.DB
-	file    string
+	kind    string // "sqlite" or "postgres"
+	file    string // SQLite: the database file, removed by Close
+	table   string // PostgreSQL: the table, dropped by Close
 	latency time.Duration
 	size    int
 	keys    int
 
+	readSQL, writeSQL string
+
 	reads, writes atomic.Uint64
 }
 
-// OpenSource creates a fresh database in cfg.Dir and seeds it.
+// OpenSource creates a fresh database and seeds it: without cfg.DSN an
+// SQLite file in cfg.Dir, with it a new table in PostgreSQL (openPostgres).
 func OpenSource(ctx context.Context, cfg SourceConfig) (*Source, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	if cfg.DSN != "" {
+		return openPostgres(ctx, cfg)
+	}
 	// WAL lets readers run beside the writer; busy_timeout queues concurrent
 	// writers; synchronous=OFF because the file is thrown away.
 	file := filepath.Join(cfg.Dir, "source-"+strconv.FormatInt(time.Now().UnixNano(), 36)+".db")
@@ -120,7 +137,11 @@ func OpenSource(ctx context.Context, cfg SourceConfig) (*Source, error) {
 	}
 	db.SetMaxOpenConns(16)
 	db.SetMaxIdleConns(16)
-	s := &Source{db: db, file: file, latency: cfg.Latency, size: cfg.ValueSize, keys: cfg.Keys}
+	s := &Source{
+		db: db, kind: "sqlite", file: file, latency: cfg.Latency, size: cfg.ValueSize, keys: cfg.Keys,
+		readSQL:  "SELECT body, version FROM items WHERE id = ?",
+		writeSQL: "UPDATE items SET version = version + 1 WHERE id = ? RETURNING version",
+	}
 	if err := s.seed(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -166,7 +187,11 @@ func (s *Source) body(version uint64) []byte {
 // Keys returns the number of rows.
 func (s *Source) Keys() int { return s.keys }
 
-// Latency returns the added per-query latency (<= 0: none).
+// Kind returns "sqlite" or "postgres".
+func (s *Source) Kind() string { return s.kind }
+
+// Latency returns the added per-query latency (<= 0: none; always none for
+// PostgreSQL).
 func (s *Source) Latency() time.Duration { return s.latency }
 
 // delay waits the configured latency, or until ctx ends.
@@ -192,7 +217,7 @@ func (s *Source) Read(ctx context.Context, key string) (Value, error) {
 		return Value{}, err
 	}
 	var v Value
-	err := s.db.QueryRowContext(ctx, "SELECT body, version FROM items WHERE id = ?", key).Scan(&v.Body, &v.Version)
+	err := s.db.QueryRowContext(ctx, s.readSQL, key).Scan(&v.Body, &v.Version)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Value{}, fmt.Errorf("bench: read %s: %w", key, ErrNotFound)
 	}
@@ -202,15 +227,15 @@ func (s *Source) Read(ctx context.Context, key string) (Value, error) {
 	return v, nil
 }
 
-// Write commits a new body for key, bumping its version, and returns the new
-// version.
+// Write bumps the version of key's row (the body stays) and returns the new
+// version; concurrent writers of one key get distinct, increasing versions.
 func (s *Source) Write(ctx context.Context, key string) (uint64, error) {
 	s.writes.Add(1)
 	if err := s.delay(ctx); err != nil {
 		return 0, err
 	}
 	var version uint64
-	err := s.db.QueryRowContext(ctx, "UPDATE items SET version = version + 1 WHERE id = ? RETURNING version", key).Scan(&version)
+	err := s.db.QueryRowContext(ctx, s.writeSQL, key).Scan(&version)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("bench: write %s: %w", key, ErrNotFound)
 	}
@@ -226,8 +251,12 @@ func (s *Source) Reads() uint64 { return s.reads.Load() }
 // Writes returns the number of write queries so far.
 func (s *Source) Writes() uint64 { return s.writes.Load() }
 
-// Close closes the database and removes its files.
+// Close closes the database and removes what OpenSource created: the SQLite
+// files, or the PostgreSQL table.
 func (s *Source) Close() error {
+	if s.kind == "postgres" {
+		return s.closePostgres()
+	}
 	err := s.db.Close()
 	for _, suffix := range []string{"", "-wal", "-shm"} {
 		if rerr := os.Remove(s.file + suffix); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {

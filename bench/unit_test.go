@@ -139,6 +139,9 @@ func TestConfigValidate(t *testing.T) {
 		{"workload without duration", Config{Workloads: []Workload{{Name: "w"}}}, false},
 		{"write share of 1", Config{Workloads: []Workload{{Name: "w", Duration: time.Second, WriteFrac: 1}}}, false},
 		{"zipf exponent 1", Config{Workloads: []Workload{{Name: "w", Duration: time.Second, ZipfS: 1}}}, false},
+		{"postgres DSN", Config{SourceDSN: "postgres://u@h/db"}, true},
+		{"postgresql DSN", Config{SourceDSN: "postgresql://u@h/db"}, true},
+		{"other DSN", Config{SourceDSN: "mysql://u@h/db"}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -146,6 +149,34 @@ func TestConfigValidate(t *testing.T) {
 				t.Errorf("validate() = %v, want ok=%v", err, tc.ok)
 			}
 		})
+	}
+}
+
+func TestSourceConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  SourceConfig
+		ok   bool
+	}{
+		{"sqlite", SourceConfig{Dir: "d"}, true},
+		{"sqlite without Dir", SourceConfig{}, false},
+		{"postgres needs no Dir", SourceConfig{DSN: "postgres://u@h/db"}, true},
+		{"not postgres", SourceConfig{DSN: "sqlite:///tmp/x"}, false},
+		{"negative keys", SourceConfig{Dir: "d", Keys: -1}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.cfg.validate(); (err == nil) != tc.ok {
+				t.Errorf("validate() = %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+	// The added latency is SQLite's only.
+	if got := (SourceConfig{DSN: "postgres://u@h/db", Latency: time.Second}).withDefaults().Latency; got > 0 {
+		t.Errorf("postgres source latency = %v, want none", got)
+	}
+	if got := (Config{SourceDSN: "postgres://u@h/db", Latency: time.Second}).withDefaults().Latency; got > 0 {
+		t.Errorf("postgres run latency = %v, want none", got)
 	}
 }
 

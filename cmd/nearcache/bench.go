@@ -23,6 +23,8 @@ func benchCommand(stdout, stderr io.Writer) (*flag.FlagSet, func(context.Context
 			"Runs the same seeded workloads against no cache, per-instance TTL caches,\n"+
 			"Redis cache-aside, Redis client-side caching, groupcache and nearcache, and\n"+
 			"prints throughput, latency, database load, stale reads and memory side by side.\n"+
+			"The source of truth is an embedded SQLite database with --latency added per\n"+
+			"query, or PostgreSQL through pgx with --source postgres://... (no latency added).\n"+
 			"The Redis strategies need redis-server on PATH (make bench-deps).\n\nflags:\n")
 		fs.PrintDefaults()
 	}
@@ -30,7 +32,8 @@ func benchCommand(stdout, stderr io.Writer) (*flag.FlagSet, func(context.Context
 	workloads := fs.String("workloads", "", "comma-separated workloads to run (\"\" = all: "+workloadNames()+")")
 	scale := fs.Float64("scale", 1, "multiply every workload's duration by this")
 	instances := fs.Int("instances", 4, "application instances per strategy")
-	latency := fs.Duration("latency", time.Millisecond, "latency added before every database query (0 = none)")
+	source := fs.String("source", "", "source of truth: \"\" = embedded SQLite; a postgres:// `DSN` = PostgreSQL through pgx\n(each run creates, seeds and drops a table nearcache_bench_<id>; no latency is added)")
+	latency := fs.Duration("latency", time.Millisecond, "SQLite source only: latency added before every database query (0 = none)")
 	valueSize := fs.Int("value-size", 100, "bytes per row")
 	seed := fs.Int64("seed", 1, "workload seed: the same seed issues the same operations")
 	ackAll := fs.Bool("ack-all", false, "nearcache writers wait for every node's ack (node.AckAll)")
@@ -44,7 +47,20 @@ func benchCommand(stdout, stderr io.Writer) (*flag.FlagSet, func(context.Context
 			fmt.Fprintln(stderr, "nearcache bench: --scale must be positive, --instances and --value-size at least 1, --latency not negative")
 			return exitUsage
 		}
+		if *source != "" {
+			if !strings.HasPrefix(*source, "postgres://") && !strings.HasPrefix(*source, "postgresql://") {
+				fmt.Fprintln(stderr, "nearcache bench: --source must be a postgres:// or postgresql:// DSN (or empty for SQLite)")
+				return exitUsage
+			}
+			latencySet := false
+			fs.Visit(func(f *flag.Flag) { latencySet = latencySet || f.Name == "latency" })
+			if latencySet {
+				fmt.Fprintln(stderr, "nearcache bench: --latency applies only to the SQLite source; PostgreSQL has its own")
+				return exitUsage
+			}
+		}
 		cfg := bench.Config{
+			SourceDSN:  *source,
 			Strategies: strings.Split(*strategies, ","),
 			Workloads:  bench.DefaultWorkloads(*scale),
 			Instances:  *instances,

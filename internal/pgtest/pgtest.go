@@ -1,0 +1,169 @@
+package pgtest
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+)
+
+// debianBinGlob is where Debian and Ubuntu install PostgreSQL's server
+// binaries, one directory per major version, off PATH.
+const debianBinGlob = "/usr/lib/postgresql/*/bin"
+
+// Start runs a throwaway PostgreSQL server on 127.0.0.1 and returns its DSN
+// (postgres://nc@127.0.0.1:PORT/postgres?sslmode=disable). The server is
+// stopped and its files removed when t's cleanup runs. Start skips t when
+// PostgreSQL's initdb and postgres are not installed, or when running as root
+// without a "postgres" user to run them as.
+func Start(t testing.TB) string {
+	t.Helper()
+	initdb, postgres, err := findBinaries(debianBinGlob)
+	if err != nil {
+		t.Skipf("pgtest: %v; install PostgreSQL (make bench-deps) to run this test", err)
+	}
+	dir, err := os.MkdirTemp("", "nearcache-pg-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	var cred *syscall.Credential
+	if os.Getuid() == 0 { // PostgreSQL refuses to run as root
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			t.Skip("pgtest: running as root and there is no postgres user to run PostgreSQL as")
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		if err := os.Chown(dir, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	}
+	command := func(name string, args ...string) *exec.Cmd {
+		c := exec.Command(name, args...)
+		c.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		c.Env = append(os.Environ(), "LC_ALL=C")
+		return c
+	}
+	data := filepath.Join(dir, "data")
+	if out, err := command(initdb, "-D", data, "-U", "nc", "--auth=trust", "-E", "UTF8", "--no-sync").CombinedOutput(); err != nil {
+		t.Fatalf("pgtest: initdb: %v\n%s", err, out)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	srv := command(postgres, "-D", data, "-p", strconv.Itoa(port), "-k", dir,
+		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
+		"-c", "full_page_writes=off", "-c", "max_connections=200")
+	var logs lockedBuffer
+	srv.Stdout, srv.Stderr = &logs, &logs
+	if err := srv.Start(); err != nil {
+		t.Fatalf("pgtest: start postgres: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- srv.Wait() }()
+	t.Cleanup(func() {
+		_ = srv.Process.Signal(syscall.SIGINT) // fast shutdown, by pid
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = srv.Process.Kill()
+			<-exited
+		}
+	})
+	dsn := fmt.Sprintf("postgres://nc@127.0.0.1:%d/postgres?sslmode=disable", port)
+	if err := waitReady(dsn, exited, 20*time.Second); err != nil {
+		t.Fatalf("pgtest: %v\n%s", err, logs.String())
+	}
+	return dsn
+}
+
+// waitReady pings dsn until it answers, postgres exits, or limit passes.
+func waitReady(dsn string, exited <-chan error, limit time.Duration) error {
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond) // polling another process
+	defer tick.Stop()
+	for {
+		perr := db.PingContext(ctx)
+		if perr == nil {
+			return nil
+		}
+		select {
+		case err := <-exited:
+			return fmt.Errorf("postgres exited before accepting connections: %v", err)
+		case <-ctx.Done():
+			return fmt.Errorf("postgres not accepting connections within %v: %v", limit, perr)
+		case <-tick.C:
+		}
+	}
+}
+
+// findBinaries returns the paths of initdb and postgres: from PATH when both
+// are there, else from the newest major version under glob.
+func findBinaries(glob string) (initdb, postgres string, err error) {
+	i, err1 := exec.LookPath("initdb")
+	p, err2 := exec.LookPath("postgres")
+	if err1 == nil && err2 == nil {
+		return i, p, nil
+	}
+	dirs, _ := filepath.Glob(glob) // the pattern is constant and valid
+	slices.SortFunc(dirs, func(a, b string) int { return compareVersions(versionOf(a), versionOf(b)) })
+	for _, d := range slices.Backward(dirs) {
+		i, p := filepath.Join(d, "initdb"), filepath.Join(d, "postgres")
+		if isExecutable(i) && isExecutable(p) {
+			return i, p, nil
+		}
+	}
+	return "", "", errors.New("PostgreSQL's initdb and postgres are neither on PATH nor under " + glob)
+}
+
+// versionOf returns the major-version directory of a .../<version>/bin path.
+func versionOf(binDir string) string { return filepath.Base(filepath.Dir(binDir)) }
+
+// compareVersions orders dotted version strings numerically ("9.6" < "15");
+// parts that are not numbers compare as strings.
+func compareVersions(a, b string) int {
+	as, bs := strings.Split(a, "."), strings.Split(b, ".")
+	for k := 0; k < len(as) && k < len(bs); k++ {
+		x, errx := strconv.Atoi(as[k])
+		y, erry := strconv.Atoi(bs[k])
+		if errx != nil || erry != nil {
+			if c := strings.Compare(as[k], bs[k]); c != 0 {
+				return c
+			}
+			continue
+		}
+		if x != y {
+			return x - y
+		}
+	}
+	return len(as) - len(bs)
+}
+
+func isExecutable(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
+}
