@@ -52,6 +52,7 @@ type peer struct {
 	state     string          // "alive", "dead" or "left"
 	since     time.Time       // of the last state change
 	lastHeard time.Time       // its stream (batch or heartbeat) or its join
+	spoke     time.Time       // its last batch or heartbeat to us: it counts us as a member
 	leaving   bool            // it announced a graceful leave
 }
 
@@ -234,6 +235,44 @@ func (c *Cluster) alivePeersLocked() []memberlist.Node {
 // Health reports how fresh this node's view is. FreshPeers counts every
 // alive peer; see HealthSince.
 func (c *Cluster) Health() Health { return c.HealthSince(time.Time{}) }
+
+// SilentSince returns how many alive peers have sent this node nothing of
+// their own (a batch or a heartbeat) since t. A peer sends those only to the
+// members it counts as alive: one that stays silent may still take this node
+// for dead (it restarted, or it was frozen), and would neither send it
+// invalidations nor wait for its acknowledgement.
+func (c *Cluster) SilentSince(t time.Time) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	silent := 0
+	for _, p := range c.peers {
+		if p.state == "alive" && p.spoke.Before(t) {
+			silent++
+		}
+	}
+	return silent
+}
+
+// Resync exchanges state (push/pull over TCP) with every alive peer now, as
+// a join does, and returns how many answered out of how many were asked.
+// After a stall the states merged meanwhile may be old (read from socket
+// buffers); the answers to this call are current, so every invalidation the
+// peers have published shows up as delivered or as a gap to repair.
+func (c *Cluster) Resync(ctx context.Context) (answered, asked int, err error) {
+	c.mu.Lock()
+	var addrs []string
+	for _, p := range c.peers {
+		if p.state == "alive" {
+			addrs = append(addrs, p.node.Address())
+		}
+	}
+	c.mu.Unlock()
+	if len(addrs) == 0 {
+		return 0, 0, nil
+	}
+	answered, err = c.Join(ctx, addrs)
+	return answered, len(addrs), err
+}
 
 // HealthSince is Health with FreshPeers counting the alive peers whose
 // stream was heard at or after since.

@@ -187,7 +187,7 @@ func (c *Cluster) receiveLog(l *originLog, fromOrigin bool) []Invalidation {
 	defer c.mu.Unlock()
 	if fromOrigin {
 		if p := c.peers[l.Origin]; p != nil && p.state == "alive" {
-			p.lastHeard = now
+			p.lastHeard, p.spoke = now, now
 		}
 	}
 	s := c.streamForLocked(l.Origin, l.Incarnation, l.Entries[0].Seq-1)
@@ -231,7 +231,7 @@ func (c *Cluster) receiveHeartbeat(m *heartbeatMsg) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if p := c.peers[m.From]; p != nil && p.state == "alive" {
-		p.lastHeard = now
+		p.lastHeard, p.spoke = now, now
 	}
 	if s := c.streamForLocked(m.From, m.Incarnation, m.LastSeq); s != nil {
 		c.st.gaps.Add(s.note(m.LastSeq))

@@ -434,3 +434,31 @@ func TestLateOriginTrackedFromStart(t *testing.T) {
 		}
 	})
 }
+
+// TestResyncAndSilentSince: Resync exchanges state with every alive peer
+// and reports who answered; SilentSince counts the alive peers that sent
+// nothing of their own since a time. Catches: a Resync that reports success
+// without asking everyone, or peers counted as speaking when only memberlist
+// (not their stream) reached us.
+func TestResyncAndSilentSince(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		nw := gossiptest.New(13)
+		nodes := startFake(t, nw, 3, nil)
+		answered, asked, err := nodes[0].c.Resync(context.Background())
+		if answered != 2 || asked != 2 || err != nil {
+			t.Fatalf("Resync = %d of %d, %v; want 2 of 2", answered, asked, err)
+		}
+		waitFake(t, 5*time.Second, "both peers speaking", func() bool { return nodes[0].c.SilentSince(time.Now().Add(-time.Second)) == 0 })
+
+		nw.Block(fakeAddr(1), fakeAddr(0)) // n01 goes silent toward n00, still alive through n02
+		time.Sleep(time.Millisecond)       // past what it sent at this very instant
+		mark := time.Now()
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if got := nodes[0].c.SilentSince(mark); got != 1 {
+			t.Errorf("SilentSince = %d with n01's packets blocked, want 1", got)
+		}
+		nw.Unblock(fakeAddr(1), fakeAddr(0))
+		waitFake(t, 5*time.Second, "n01 speaking again", func() bool { return nodes[0].c.SilentSince(mark) == 0 })
+	})
+}

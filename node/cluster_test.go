@@ -288,6 +288,45 @@ func TestClusterRestartCatchesUp(t *testing.T) {
 
 var _ = gossip.KindKey
 
+// TestClusterRestartedNodeWaitsForSilentPeer: a node restarted with the same
+// name joins through one peer while another still sends it nothing (it takes
+// the node for its dead predecessor: here its packets to the node are
+// blocked). That peer's invalidations would not reach the node, so the node
+// must not trust its cache until every live peer has spoken to it; reads go
+// to the source meanwhile. Catches: trust granted on a join's state exchange
+// and a majority of fresh peers (the restarted process served versions older
+// than acknowledged writes for up to 200 ms in the process campaign).
+func TestClusterRestartedNodeWaitsForSilentPeer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := newSource()
+		src.put("k", "v1")
+		nw := gossiptest.New(7)
+		ms := memCluster(t, nw, 3, src, nil)
+		if err := ms[2].n.Close(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, time.Minute, "n2 gone from the members", func() bool { return len(ms[0].n.Members()) == 2 })
+
+		nw.Block(memAddr(1), memAddr(2)) // n1 stays silent toward the new n2
+		back := startMember(t, nw, 2, src, nil)
+		waitFor(t, time.Minute, "the restarted node seeing all", func() bool { return len(back.n.Members()) == 3 })
+		time.Sleep(3 * back.n.cfg.MaxStaleness)
+		if back.n.Trusted() {
+			t.Fatal("the restarted node trusts its cache while a live peer has never spoken to it")
+		}
+		before := src.loads()
+		if got := mustGet(t, back.g, "k"); got != "v1" {
+			t.Fatalf("Get = %q", got)
+		}
+		if src.loads() != before+1 {
+			t.Error("a read on the untrusted node did not go to the source")
+		}
+
+		nw.Unblock(memAddr(1), memAddr(2))
+		waitFor(t, time.Minute, "the restarted node trusted once every peer spoke", func() bool { return back.n.Trusted() })
+	})
+}
+
 // TestClusterFrozenNodeServesNothingCached is G5 across a stall: a node
 // whose process froze (SIGSTOP, a VM pause) for longer than MaxStaleness
 // missed invalidations meanwhile, and the first read after it wakes may run
@@ -333,6 +372,50 @@ func TestClusterFrozenNodeServesNothingCached(t *testing.T) {
 		}
 		if frozen.n.Trusted() {
 			t.Error("Trusted() is true past the lease")
+		}
+	})
+}
+
+// TestClusterStallPastLeaseResyncs: a node whose watchdog did not run for
+// longer than its trust lease (the process was frozen or starved) does not
+// take its first verdict on waking at face value: what it heard on waking
+// may be packets that waited in its socket buffers while its peers took it
+// for dead, with no gap visible yet. It gives up trust, exchanges state with
+// every live peer, waits until each has spoken, and purges before serving
+// from its cache again. Catches: a stall that leaves the verdict standing
+// (the process campaign saw a node serve a 24 s old version after SIGCONT).
+func TestClusterStallPastLeaseResyncs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := newSource()
+		src.put("k", "v1")
+		ms := memCluster(t, gossiptest.New(8), 3, src, nil)
+		n := ms[2]
+		mustGet(t, n.g, "k")
+		n.g.cache.Wait()
+
+		entered, release := make(chan struct{}, 1), make(chan struct{})
+		hold := func() {
+			select {
+			case entered <- struct{}{}:
+			default:
+			}
+			<-release
+		}
+		n.n.stallHook.Store(&hold)
+		<-entered
+		time.Sleep(2 * n.n.trustLease()) // frozen past the lease
+		if n.n.Trusted() {
+			t.Fatal("Trusted() past the lease")
+		}
+		close(release)
+		waitFor(t, time.Minute, "the stalled node trusted again", func() bool { return n.n.Trusted() })
+		if d := n.n.Stats().Cluster.DegradedTransition; d != 1 {
+			t.Errorf("%d trust losses after the stall, want 1", d)
+		}
+		before := src.loads()
+		mustGet(t, n.g, "k")
+		if src.loads() != before+1 {
+			t.Error("the cache was not purged when trust was earned back")
 		}
 	})
 }

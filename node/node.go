@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -37,6 +36,8 @@ type Node struct {
 	// has run again: the verdict alone would still say yes.
 	trusted    atomic.Bool
 	trustUntil atomic.Int64
+	earnSince  atomic.Int64 // ns since epoch peers must have spoken since to earn trust, or resyncDue
+	resyncing  atomic.Bool
 	epoch      time.Time
 	stallHook  atomic.Pointer[func()] // tests: runs before each trust check, to freeze the watchdog
 	closed     atomic.Bool
@@ -127,6 +128,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		}
 		n.cluster = c
 		n.updateOwners(c.Members())
+		n.earnSince.Store(int64(time.Since(n.epoch))) // the peers must speak to it after its join
 		n.checkTrust(time.Now())
 		n.watchWG.Add(1)
 		go n.watch()
@@ -149,17 +151,6 @@ func (n *Node) Addr() string {
 // Trusted reports whether the node serves cached values now: false while it
 // has not heard the cluster within MaxStaleness or has not caught up (G5).
 func (n *Node) Trusted() bool { return n.servable() }
-
-// forever is trustUntil of a node with no cluster to miss.
-const forever = math.MaxInt64
-
-// servable reports whether cached values may be served now: the watchdog's
-// last good verdict is younger than its lease. One monotonic clock read
-// (about 20 ns) on a clustered node's hit; none when Standalone.
-func (n *Node) servable() bool {
-	u := n.trustUntil.Load()
-	return u == forever || u > int64(time.Since(n.epoch))
-}
 
 // Member is a member of the cluster as this node sees it.
 type Member struct {
@@ -338,59 +329,6 @@ func (n *Node) publish(ctx context.Context, inv gossip.Invalidation, ackAll bool
 		return fmt.Errorf("node: publish: %w", err)
 	}
 	return nil
-}
-
-// watch re-evaluates trust (G5) a few times per MaxStaleness.
-func (n *Node) watch() {
-	defer n.watchWG.Done()
-	t := time.NewTicker(n.watchPeriod())
-	defer t.Stop()
-	for {
-		select {
-		case <-n.closing.Done():
-			return
-		case <-t.C:
-			if h := n.stallHook.Load(); h != nil {
-				(*h)()
-			}
-			// The tick's own time may predate a stall; judge by the clock.
-			n.checkTrust(time.Now())
-		}
-	}
-}
-
-func (n *Node) watchPeriod() time.Duration {
-	return min(max(n.cfg.MaxStaleness/10, time.Millisecond), 250*time.Millisecond)
-}
-
-// trustLease is how long one good verdict lets cached values be served: a
-// quarter of MaxStaleness, over twice the watchdog's period, so one late
-// tick does not interrupt hits.
-func (n *Node) trustLease() time.Duration { return n.cfg.MaxStaleness / 4 }
-
-// checkTrust sets the verdict and the lease from the cluster's health. A good
-// verdict at now needs every expected peer heard since now - (MaxStaleness -
-// lease): until now + lease, the last word heard is then younger than
-// MaxStaleness. Regaining trust purges every group first: invalidations
-// missed meanwhile cannot linger.
-func (n *Node) checkTrust(now time.Time) {
-	lease := n.trustLease()
-	ok, why := trustVerdict(n.cluster.HealthSince(now.Add(-(n.cfg.MaxStaleness - lease))))
-	was := n.trusted.Load()
-	switch {
-	case ok && !was:
-		n.eachGroup(func(g groupHandle) { g.purge() })
-		n.trusted.Store(true)
-		n.cfg.Logger.Info("cache trusted", "why", why)
-	case !ok && was:
-		n.trusted.Store(false)
-		n.trustUntil.Store(0)
-		n.degradedTransition.Add(1)
-		n.cfg.Logger.Warn("cache not trusted: reads bypass it", "why", why)
-	}
-	if ok {
-		n.trustUntil.Store(int64(now.Sub(n.epoch) + lease))
-	}
 }
 
 // Stats returns a snapshot of the node's counters.

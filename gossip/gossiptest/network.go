@@ -42,6 +42,8 @@ type Network struct {
 	// group maps an address to its partition group; nil means no partition.
 	// Addresses missing from a non-nil map are in group -1 together.
 	group map[string]int
+	// blocked holds the one-way packet blocks (from, to), see Block.
+	blocked map[[2]string]bool
 	// transports holds the in-memory transports by normalized address.
 	transports map[string]*Transport
 	// conns holds every open stream end (in-memory ends and wrapped dials).
@@ -135,6 +137,25 @@ func (n *Network) Partition(groups ...[]string) {
 	}
 }
 
+// Block drops every packet from -> to, one way; streams are not affected.
+// It stands for a peer that still takes the other for dead and sends it
+// nothing, or a firewall that drops one direction of UDP. Unblock undoes it.
+func (n *Network) Block(from, to string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.blocked == nil {
+		n.blocked = make(map[[2]string]bool)
+	}
+	n.blocked[[2]string{normalize(from), normalize(to)}] = true
+}
+
+// Unblock lets packets from -> to through again.
+func (n *Network) Unblock(from, to string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	delete(n.blocked, [2]string{normalize(from), normalize(to)})
+}
+
 // Isolate partitions addr from every other address.
 func (n *Network) Isolate(addr string) { n.Partition([]string{addr}) }
 
@@ -182,7 +203,7 @@ func (n *Network) plan(from, to string) []time.Duration {
 	n.stats.sent.Add(1)
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if !n.allowedLocked(from, to) || (n.drop > 0 && n.rng.Float64() < n.drop) {
+	if !n.allowedLocked(from, to) || n.blocked[[2]string{from, to}] || (n.drop > 0 && n.rng.Float64() < n.drop) {
 		n.stats.dropped.Add(1)
 		return nil
 	}

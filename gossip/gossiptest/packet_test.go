@@ -391,3 +391,30 @@ func FuzzNormalize(f *testing.F) {
 		}
 	})
 }
+
+// TestBlockOneWay: Block drops packets one way only, leaves streams alone,
+// and Unblock restores delivery. Catches: a block applied both ways, or to
+// dials as well (a node could then not even ask the silent peer for state).
+func TestBlockOneWay(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := New(1)
+		a, b := newTransport(t, n, addrA), newTransport(t, n, addrB)
+		n.Block(addrA, "127.0.0.1:07002") // spelling normalized
+		sendSeq(t, a, addrB, 3)
+		sendSeq(t, b, addrA, 3)
+		if got := len(drain(b)); got != 0 {
+			t.Errorf("a -> b blocked: b received %d packets", got)
+		}
+		if got := len(drain(a)); got != 3 {
+			t.Errorf("b -> a open: a received %d packets, want 3", got)
+		}
+		if _, err := a.DialTimeout(addrB, time.Second); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("DialTimeout a -> b under a packet block: err = %v, want the dial to proceed (timeout: nobody accepts)", err)
+		}
+		n.Unblock(addrA, addrB)
+		sendSeq(t, a, addrB, 2)
+		if got := len(drain(b)); got != 2 {
+			t.Errorf("after Unblock: b received %d packets, want 2", got)
+		}
+	})
+}
