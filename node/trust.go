@@ -35,6 +35,9 @@ const resyncDue = -1
 // last good verdict is younger than its lease. One monotonic clock read
 // (about 20 ns) on a clustered node's hit; none when Standalone.
 func (n *Node) servable() bool {
+	if brokenNoFreshness {
+		return n.trusted.Load() // the broken build: no lease either
+	}
 	u := n.trustUntil.Load()
 	return u == forever || u > int64(time.Since(n.epoch))
 }
@@ -81,7 +84,7 @@ func (n *Node) checkTrust(now time.Time) {
 	lease := n.trustLease()
 	at := int64(now.Sub(n.epoch))
 	was := n.trusted.Load()
-	if was && at > n.trustUntil.Load() {
+	if was && at > n.trustUntil.Load() && !brokenNoFreshness {
 		n.distrust("stalled past the trust lease (frozen, paused or starved)", resyncDue)
 		was = false
 	}

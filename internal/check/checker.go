@@ -78,7 +78,11 @@ type Report struct {
 	// Violations counts the reads breaking each guarantee (a read can break
 	// several); a guarantee with none is absent.
 	Violations map[string]int `json:"violations"`
-	Details    []Violation    `json:"details,omitempty"` // the first few, in time order per key
+	// ByFault counts the same violations by the fault, or the convergence
+	// after it, during which the read started (by name; "healthy" outside
+	// every window, the latest-starting one when several hold the read).
+	ByFault map[string]map[string]int `json:"by_fault,omitempty"`
+	Details []Violation               `json:"details,omitempty"` // the first few, in time order per key
 	// Staleness is, per successful read, how long before it started a newer
 	// version than the one it returned was committed (0 when it was current).
 	Staleness  Dist `json:"staleness"`
@@ -96,6 +100,28 @@ type Report struct {
 	Propagation        Dist       `json:"propagation"`
 	Converge           []Converge `json:"converge,omitempty"`
 	Loads              Loads      `json:"loads"`
+
+	windows []window // fault and convergence windows, by start
+}
+
+// window is a fault or a convergence after it, for [Report.ByFault].
+type window struct {
+	start, end int64
+	fault      string
+}
+
+// faultAt names the latest-starting window holding t, or "healthy".
+func (r *Report) faultAt(t int64) string {
+	f := "healthy"
+	for _, w := range r.windows {
+		if w.start > t {
+			break
+		}
+		if t <= w.end {
+			f = w.fault
+		}
+	}
+	return f
 }
 
 // Total returns the number of violations of every guarantee.
@@ -107,8 +133,18 @@ func (r *Report) Total() int {
 	return n
 }
 
-func (r *Report) violate(v Violation) {
+func (r *Report) violate(v Violation) { r.violateIn(v, r.faultAt(v.ReadStart)) }
+
+// violateIn records v as happening during fault f.
+func (r *Report) violateIn(v Violation, f string) {
 	r.Violations[v.Guarantee]++
+	if r.ByFault == nil {
+		r.ByFault = map[string]map[string]int{}
+	}
+	if r.ByFault[f] == nil {
+		r.ByFault[f] = map[string]int{}
+	}
+	r.ByFault[f][v.Guarantee]++
 	if len(r.Details) < maxDetails {
 		r.Details = append(r.Details, v)
 	}
@@ -131,6 +167,12 @@ func Check(h *History) Report {
 	var troubled [][2]int64              // faults and convergence windows
 	loads := map[string]map[uint64]int{} // per key, calls per version
 	var props []time.Duration
+	for i := range h.Events {
+		if e := &h.Events[i]; e.Kind == KindFault || e.Kind == KindConverge {
+			r.windows = append(r.windows, window{e.Start, e.End, e.Fault})
+		}
+	}
+	slices.SortFunc(r.windows, func(a, b window) int { return cmp.Compare(a.start, b.start) })
 	for i := range h.Events {
 		e := &h.Events[i]
 		r.Span = max(r.Span, time.Duration(max(e.Start, e.End)))
@@ -173,7 +215,7 @@ func Check(h *History) Report {
 			troubled = append(troubled, [2]int64{e.Start, e.End})
 			r.Converge = append(r.Converge, Converge{Fault: e.Fault, Took: time.Duration(e.End - e.Start), Err: e.Err})
 			if e.Err != "" {
-				r.violate(Violation{Guarantee: G4, Why: fmt.Sprintf("after %s healed: %s", e.Fault, e.Err)})
+				r.violateIn(Violation{Guarantee: G4, Why: fmt.Sprintf("after %s healed: %s", e.Fault, e.Err)}, e.Fault)
 			}
 		case KindPropagation:
 			props = append(props, time.Duration(e.End))

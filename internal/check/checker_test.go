@@ -85,6 +85,35 @@ func TestCheck(t *testing.T) {
 	}
 }
 
+// TestCheckByFault attributes each violation to the fault (or the
+// convergence after it) during which its read started.
+func TestCheckByFault(t *testing.T) {
+	h := &History{Params: Params{MaxStaleness: 100 * time.Duration(ms)}, Events: []Event{
+		{Kind: KindFault, Fault: "kill", Start: 10 * ms, End: 20 * ms},
+		{Kind: KindConverge, Fault: "kill", Start: 20 * ms, End: 30 * ms},
+		{Kind: KindFault, Fault: "stop", Start: 40 * ms, End: 50 * ms},
+		{Kind: KindConverge, Fault: "stop", Start: 50 * ms, End: 60 * ms, Err: "n1 untrusted"},
+		w("a", "k", 2, 0, 1*ms, 2*ms, true, ""),
+		rd("b", "k", 1, 5*ms, 6*ms),   // healthy
+		rd("c", "k", 1, 15*ms, 16*ms), // during kill
+		rd("d", "k", 1, 25*ms, 26*ms), // during kill's convergence
+		rd("e", "k", 1, 45*ms, 46*ms), // during stop
+		{Kind: KindFault, Fault: "long", Start: 70 * ms, End: 200 * ms},
+		{Kind: KindFault, Fault: "rolling", Start: 80 * ms, End: 90 * ms},
+		rd("f", "k", 1, 85*ms, 86*ms), // during both: the latest
+	}}
+	r := Check(h)
+	want := map[string]map[string]int{
+		"healthy": {G7: 1, G1: 1},
+		"kill":    {G7: 2, G1: 2},
+		"stop":    {G7: 1, G1: 1, G4: 1},
+		"rolling": {G7: 1, G1: 1},
+	}
+	if !reflect.DeepEqual(r.ByFault, want) {
+		t.Errorf("by fault = %v, want %v", r.ByFault, want)
+	}
+}
+
 func TestCheckStalenessAndLoads(t *testing.T) {
 	h := &History{Params: Params{MaxStaleness: 50 * time.Duration(ms)}, Events: []Event{
 		w("a", "k", 1, 0, 0, 1*ms, false, ""),

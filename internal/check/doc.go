@@ -4,7 +4,12 @@
 // verifies the history against the guarantees of DESIGN.md with linear sweeps
 // per key (no linearizability search: a bounded-stale cache is not
 // linearizable). [RunCampaign] drives an in-process cluster on 127.0.0.1 under
-// a seeded schedule of faults and checks what it recorded.
+// a seeded schedule of faults and checks what it recorded. [RunProcessCampaign]
+// (Linux) does the same across processes: `nearcache node` binaries on
+// 127.0.0.1 over one SQLite file, driven through their HTTP API, under kill -9
+// (of a key's owner and of a non-owner), SIGSTOP for 2s and 30s, restarts with
+// the same name and rolling restarts; each process start is an incarnation of
+// its own in the history (name@n), so G1 and G2 hold per incarnation.
 //
 // The checker is itself tested against broken builds of the library (build
 // tags nearcache_nofloor, nearcache_nostalefill, nearcache_nofreshness,

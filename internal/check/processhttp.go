@@ -1,0 +1,152 @@
+//go:build linux
+
+package check
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+)
+
+// groupCounters are the fill counters of the items group on one node that
+// ownerOf reads.
+type groupCounters struct {
+	FillsLocal    uint64 `json:"fills_local"`    // loader calls here
+	FillsFallback uint64 `json:"fills_fallback"` // owner unreachable: loaded here
+}
+
+func (c *procCluster) counters(ctx context.Context, base string) (groupCounters, error) {
+	var st struct {
+		Groups []groupCounters `json:"groups"`
+	}
+	if err := c.getJSON(ctx, base+"/debug/cluster.json", &st); err != nil {
+		return groupCounters{}, err
+	}
+	if len(st.Groups) != 1 {
+		return groupCounters{}, fmt.Errorf("check: %s: %d groups, want 1", base, len(st.Groups))
+	}
+	return st.Groups[0], nil
+}
+
+func (c *procCluster) getJSON(ctx context.Context, url string, v any) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %d %s", url, resp.StatusCode, bytes.TrimSpace(b))
+	}
+	return json.Unmarshal(b, v)
+}
+
+// ownerOf finds which node owns key by asking the binary: on a quiet
+// cluster, the first read of a key nobody has cached makes its owner (and
+// only it) call the loader, whichever node the read went to. The binary
+// exposes no ring, and node/internal/ring is not importable from here.
+func (c *procCluster) ownerOf(ctx context.Context, key string) (int, error) {
+	before := make([]groupCounters, len(c.procs))
+	for i, p := range c.procs {
+		var err error
+		if before[i], err = c.counters(ctx, p.view().base); err != nil {
+			return -1, err
+		}
+	}
+	if _, err := c.get(ctx, c.procs[0].view().base, key, 2*time.Second); err != nil {
+		return -1, fmt.Errorf("check: probe read of %s: %w", key, err)
+	}
+	owner := -1
+	for i, p := range c.procs {
+		after, err := c.counters(ctx, p.view().base)
+		if err != nil {
+			return -1, err
+		}
+		if after.FillsFallback != before[i].FillsFallback {
+			return -1, fmt.Errorf("check: %s fell back to a local load of %s: owner unknown", p.name, key)
+		}
+		if after.FillsLocal != before[i].FillsLocal {
+			if owner >= 0 {
+				return -1, fmt.Errorf("check: %s and %s both loaded %s: owner unknown", c.procs[owner].name, p.name, key)
+			}
+			owner = i
+		}
+	}
+	if owner < 0 {
+		return -1, fmt.Errorf("check: no node loaded %s", key)
+	}
+	return owner, nil
+}
+
+// getAnswer is the JSON of a successful GET.
+type getAnswer struct {
+	Version uint64 `json:"version"`
+}
+
+// putAnswer is the JSON of a successful PUT.
+type putAnswer struct {
+	Version           uint64   `json:"version"`
+	NotAcknowledged   []string `json:"not_acknowledged"`
+	InvalidationError string   `json:"invalidation_error"`
+}
+
+// get reads key from the node at base (plain cached mode).
+func (c *procCluster) get(ctx context.Context, base, key string, timeout time.Duration) (uint64, error) {
+	var a getAnswer
+	err := c.do(ctx, http.MethodGet, base+"/v1/groups/items/keys/"+key, nil, timeout, &a)
+	if err == nil && a.Version == 0 {
+		err = errors.New("answer without a version")
+	}
+	return a.Version, err
+}
+
+// put writes key through the node at base.
+func (c *procCluster) put(ctx context.Context, base, key, value string, timeout time.Duration) (putAnswer, error) {
+	var a putAnswer
+	body, _ := json.Marshal(map[string]string{"value": value})
+	err := c.do(ctx, http.MethodPut, base+"/v1/groups/items/keys/"+key, body, timeout, &a)
+	if err == nil && a.Version == 0 {
+		err = errors.New("answer without a version")
+	}
+	return a, err
+}
+
+func (c *procCluster) do(ctx context.Context, method, url string, body []byte, timeout time.Duration, v any) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		return err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%d %s", resp.StatusCode, bytes.TrimSpace(b))
+	}
+	return json.Unmarshal(b, v)
+}

@@ -1,0 +1,472 @@
+//go:build linux
+
+package check
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// ProcFault is one fault of a process campaign ([RunProcessCampaign]).
+type ProcFault string
+
+// The faults a process campaign knows. Every fault ends with the node
+// running again (a restart keeps its name and, when free, its ports).
+const (
+	// ProcKillOwner is kill -9 of the owner of the hottest key; it stays
+	// down for ProcessConfig.Down, then restarts.
+	ProcKillOwner ProcFault = "kill-9-owner"
+	// ProcKillOther is kill -9 of a node that does not own the hottest key.
+	ProcKillOther ProcFault = "kill-9-non-owner"
+	// ProcStopShort is SIGSTOP of a random node for 2s, then SIGCONT.
+	ProcStopShort ProcFault = "sigstop-2s"
+	// ProcStopLong is SIGSTOP of a random node for 30s, then SIGCONT.
+	ProcStopLong ProcFault = "sigstop-30s"
+	// ProcRestart is kill -9 of a random node and its restart at once,
+	// before the others notice it died.
+	ProcRestart ProcFault = "restart-same-name"
+	// ProcRolling is SIGTERM and restart of every node, one by one, each
+	// waited for until ready.
+	ProcRolling ProcFault = "rolling-restart"
+)
+
+// AllProcFaults returns every process fault, in a campaign's default order.
+func AllProcFaults() []ProcFault {
+	return []ProcFault{ProcKillOwner, ProcKillOther, ProcStopShort, ProcRestart, ProcStopLong, ProcRolling}
+}
+
+// stopFor is how long a SIGSTOP fault keeps its node stopped.
+func (f ProcFault) stopFor() time.Duration {
+	switch f {
+	case ProcStopShort:
+		return 2 * time.Second
+	case ProcStopLong:
+		return 30 * time.Second
+	}
+	return 0
+}
+
+// ProcessConfig configures [RunProcessCampaign]. Zero fields take the
+// default beside them.
+type ProcessConfig struct {
+	Binary       string        // the nearcache binary; required
+	Dir          string        // for the SQLite source, the gossip key and logs/ (one file per incarnation); required
+	Seed         int64         // schedule and workload seed
+	Nodes        int           // 0 = 3
+	Keys         int           // 0 = 50
+	HotKeys      int           // the first HotKeys keys get half of the operations; 0 = 5
+	Readers      int           // reader goroutines, each reading through a random running node; 0 = 4 (plus one per node that reads through it whatever its state)
+	Writers      int           // writer goroutines, each writing through a random running node; 0 = 2
+	WritePause   time.Duration // a writer's pause between writes; 0 = 5ms
+	ReadPause    time.Duration // a reader's pause between reads; 0 = none
+	Faults       []ProcFault   // the schedule; nil = AllProcFaults()
+	Duration     time.Duration // repeat the schedule until this long has passed; 0 = one pass
+	Down         time.Duration // how long a killed node stays down; 0 = 3s
+	Calm         time.Duration // healthy time before each fault; 0 = 1s
+	Converge     time.Duration // how long the cluster may take to converge after a fault; 0 = 15s
+	MaxStaleness time.Duration // the nodes' --max-staleness; 0 = 2s
+	LogLevel     string        // the nodes' --log-level; "" = info
+	Logger       *slog.Logger  // nil = discard
+}
+
+func (c ProcessConfig) withDefaults() ProcessConfig {
+	def := func(p *int, v int) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	def(&c.Nodes, 3)
+	def(&c.Keys, 50)
+	def(&c.HotKeys, 5)
+	def(&c.Readers, 4)
+	def(&c.Writers, 2)
+	defd := func(p *time.Duration, v time.Duration) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	defd(&c.WritePause, 5*time.Millisecond)
+	defd(&c.Down, 3*time.Second)
+	defd(&c.Calm, time.Second)
+	defd(&c.Converge, 15*time.Second)
+	defd(&c.MaxStaleness, 2*time.Second)
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+	if c.Faults == nil {
+		c.Faults = AllProcFaults()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+func (c ProcessConfig) validate() error {
+	switch {
+	case c.Binary == "":
+		return errors.New("check: Binary is required")
+	case c.Dir == "":
+		return errors.New("check: Dir is required")
+	case c.Nodes < 0 || c.Keys < 0 || c.HotKeys < 0 || c.Readers < 0 || c.Writers < 0:
+		return errors.New("check: counts must not be negative")
+	case c.WritePause < 0 || c.ReadPause < 0 || c.Duration < 0 || c.Down < 0 || c.Calm < 0 || c.Converge < 0 || c.MaxStaleness < 0:
+		return errors.New("check: durations must not be negative")
+	case c.Nodes == 1 || c.Nodes == 2:
+		return errors.New("check: a process campaign needs at least 3 nodes (a killed node must leave a majority)")
+	case c.HotKeys > c.Keys && c.Keys != 0:
+		return errors.New("check: HotKeys must not exceed Keys")
+	}
+	return nil
+}
+
+// procRun is one process campaign in progress.
+type procRun struct {
+	cfg   ProcessConfig
+	c     *procCluster
+	rec   *Recorder
+	keys  []string
+	owner int // the slot owning keys[0]
+	wg    sync.WaitGroup
+}
+
+// RunProcessCampaign starts cfg.Nodes `nearcache node` processes on
+// 127.0.0.1 over one SQLite file, drives an HTTP workload through them (every
+// request recorded), injects the faults of the schedule in turn (each
+// followed by a convergence check against the source), stops every process,
+// and returns the checker's report and the history. A process's stderr goes
+// to cfg.Dir/logs/<name>@<incarnation>.log. It stops early when ctx ends.
+func RunProcessCampaign(ctx context.Context, cfg ProcessConfig) (Report, *History, error) {
+	if err := cfg.validate(); err != nil {
+		return Report{}, nil, err
+	}
+	cfg = cfg.withDefaults()
+	keys := make([]string, cfg.Keys)
+	for i := range keys {
+		keys[i] = "k" + strconv.Itoa(i)
+	}
+	c, err := newProcCluster(ctx, cfg, keys)
+	if err != nil {
+		return Report{}, nil, err
+	}
+	defer c.close()
+	if err := c.startAll(ctx); err != nil {
+		return Report{}, nil, err
+	}
+	r := &procRun{cfg: cfg, c: c, rec: NewRecorder(), keys: keys}
+	// The owner of the hottest key, asked while the cluster is quiet.
+	if r.owner, err = c.ownerOf(ctx, keys[0]); err != nil {
+		return Report{}, nil, err
+	}
+	cfg.Logger.Info("owner", "key", keys[0], "node", c.procs[r.owner].name)
+	params := Params{Seed: cfg.Seed, MaxStaleness: cfg.MaxStaleness, Slack: cfg.MaxStaleness / 2}
+
+	wctx, stop := context.WithCancel(ctx)
+	for i := range cfg.Readers {
+		r.wg.Go(func() { r.readLoop(wctx, nil, uint64(cfg.Seed), uint64(100+i)) })
+	}
+	for i, p := range c.procs {
+		r.wg.Go(func() { r.readLoop(wctx, p, uint64(cfg.Seed), uint64(200+i)) })
+	}
+	for i := range cfg.Writers {
+		r.wg.Go(func() { r.writeLoop(wctx, i, uint64(cfg.Seed), uint64(1000+i)) })
+	}
+	r.wg.Go(func() { r.trustLoop(wctx) })
+
+	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x70726f63))
+	began := time.Now()
+	for pass := 0; pass == 0 || time.Since(began) < cfg.Duration; pass++ {
+		for _, f := range cfg.Faults {
+			if err = sleepCtx(ctx, cfg.Calm); err != nil {
+				break
+			}
+			if err = r.fault(ctx, f, rng); err != nil {
+				break
+			}
+			r.converge(ctx, f)
+		}
+		if err != nil || ctx.Err() != nil {
+			break
+		}
+	}
+	stop()
+	r.wg.Wait()
+	h := r.rec.History(params)
+	if err == nil {
+		err = ctx.Err()
+	}
+	return Check(h), h, err
+}
+
+// pickKey returns a hot key half of the time, else any key.
+func (r *procRun) pickKey(rng *rand.Rand) string {
+	if rng.IntN(2) == 0 {
+		return r.keys[rng.IntN(r.cfg.HotKeys)]
+	}
+	return r.keys[rng.IntN(len(r.keys))]
+}
+
+// read sends one GET to p and records it under the incarnation it went to.
+func (r *procRun) read(ctx context.Context, p *proc, key string, timeout time.Duration) (uint64, error) {
+	v := p.view()
+	start := r.rec.Now()
+	ver, err := r.c.get(ctx, v.base, key, timeout)
+	end := r.rec.Now()
+	if ctx.Err() != nil {
+		return 0, ctx.Err() // cut short by the end of the run: not a result
+	}
+	if err == nil && p.incarnation() != v.inc {
+		// A restart began meanwhile: which process answered is unknown.
+		err = errors.New("incarnation changed during the request")
+	}
+	r.rec.Read(v.label, key, start, end, ver, err)
+	return ver, err
+}
+
+// pickUp returns a random node that runs (not killed, not stopped), as a
+// load balancer probing the nodes would; any node if none does.
+func (r *procRun) pickUp(rng *rand.Rand) *proc {
+	ps := r.c.procs
+	start := rng.IntN(len(ps))
+	for i := range ps {
+		if p := ps[(start+i)%len(ps)]; p.view().state == procUp {
+			return p
+		}
+	}
+	return ps[start]
+}
+
+// readLoop reads random keys: through a random running node when fixed is
+// nil, else always through fixed, whatever its state (a request to a killed
+// or stopped node fails, and is recorded as failed; the first ones after a
+// SIGCONT land in the window where the node may not have noticed yet).
+func (r *procRun) readLoop(ctx context.Context, fixed *proc, s1, s2 uint64) {
+	rng := rand.New(rand.NewPCG(s1, s2))
+	for ctx.Err() == nil {
+		p := fixed
+		if p == nil {
+			p = r.pickUp(rng)
+		}
+		pause := r.cfg.ReadPause
+		if _, err := r.read(ctx, p, r.pickKey(rng), 2*time.Second); err != nil {
+			pause += 20 * time.Millisecond // do not spin on a dead node
+		}
+		if pause > 0 {
+			_ = sleepCtx(ctx, pause)
+		}
+	}
+}
+
+// writeLoop PUTs random keys through random running nodes. The commit time is taken
+// as the request's start (the PUT writes the source first): staleness is
+// measured from at most the SQL write's latency too early.
+func (r *procRun) writeLoop(ctx context.Context, id int, s1, s2 uint64) {
+	rng := rand.New(rand.NewPCG(s1, s2))
+	for n := 0; ctx.Err() == nil; n++ {
+		p := r.pickUp(rng)
+		key := r.pickKey(rng)
+		v := p.view()
+		start := r.rec.Now()
+		a, err := r.c.put(context.WithoutCancel(ctx), v.base, key, fmt.Sprintf("w%d-%d", id, n), 5*time.Second)
+		end := r.rec.Now()
+		if err == nil && p.incarnation() != v.inc {
+			err = errors.New("incarnation changed during the request")
+		}
+		if err != nil {
+			a = putAnswer{} // the version it may have committed is unknown
+		}
+		// AckAll holds only when every member acknowledged (no not_acknowledged).
+		ack := err == nil && len(a.NotAcknowledged) == 0 && a.InvalidationError == ""
+		r.rec.Write(v.label, key, a.Version, start, start, end, ack, err)
+		pause := r.cfg.WritePause/2 + time.Duration(rng.Int64N(int64(r.cfg.WritePause)))
+		if err != nil {
+			pause += 20 * time.Millisecond
+		}
+		_ = sleepCtx(ctx, pause)
+	}
+}
+
+// trustLoop records each incarnation's trust flag (its /readyz) when it changes.
+func (r *procRun) trustLoop(ctx context.Context) {
+	was := map[string]bool{}
+	for sleepCtx(ctx, 100*time.Millisecond) == nil {
+		for _, p := range r.c.procs {
+			v := p.view()
+			if v.state != procUp {
+				continue
+			}
+			rd, err := r.c.readyz(ctx, v.base)
+			if err != nil {
+				continue
+			}
+			if old, seen := was[v.label]; !seen || old != rd.Trusted {
+				r.rec.Add(Event{Kind: KindTrust, Node: v.label, Start: r.rec.Now(), Trusted: rd.Trusted})
+				was[v.label] = rd.Trusted
+			}
+		}
+	}
+}
+
+// fault applies f and returns once every node runs again and is ready. It
+// records the fault: a stopped node counts as cut off (G5) from the SIGSTOP
+// until MaxStaleness after it is ready again; a killed node serves nothing,
+// and its next incarnation starts empty, so a kill cuts nobody off.
+func (r *procRun) fault(ctx context.Context, f ProcFault, rng *rand.Rand) error {
+	ps := r.c.procs
+	log := r.cfg.Logger
+	ev := Event{Kind: KindFault, Fault: string(f)}
+	switch f {
+	case ProcKillOwner, ProcKillOther, ProcRestart:
+		i := rng.IntN(len(ps))
+		switch f {
+		case ProcKillOwner:
+			i, ev.Key = r.owner, r.keys[0]
+		case ProcKillOther:
+			i = (r.owner + 1 + rng.IntN(len(ps)-1)) % len(ps)
+		}
+		p := ps[i]
+		ev.Node = p.view().label
+		log.Info("fault", "fault", f, "node", ev.Node)
+		ev.Start = r.rec.Now()
+		if err := p.kill(); err != nil {
+			return err
+		}
+		if f != ProcRestart {
+			if err := sleepCtx(ctx, r.cfg.Down); err != nil {
+				return err
+			}
+		}
+		if err := r.c.restart(ctx, p); err != nil {
+			return err
+		}
+		ev.End = r.rec.Now()
+	case ProcStopShort, ProcStopLong:
+		p := ps[rng.IntN(len(ps))]
+		v := p.view()
+		ev.Node, ev.Nodes = v.label, []string{v.label}
+		log.Info("fault", "fault", f, "node", ev.Node)
+		ev.Start = r.rec.Now()
+		if err := p.signal(syscall.SIGSTOP); err != nil {
+			return err
+		}
+		r.patientReads(ctx, p, f.stopFor(), rng)
+		if err := p.signal(syscall.SIGCONT); err != nil {
+			return err
+		}
+		r.burst(ctx, p, time.Second)
+		if err := r.c.waitReady(ctx, p, 30*time.Second); err != nil {
+			return err
+		}
+		ev.End = r.rec.Now() + int64(r.cfg.MaxStaleness)
+	case ProcRolling:
+		log.Info("fault", "fault", f)
+		ev.Start = r.rec.Now()
+		for _, p := range ps {
+			p.terminate(15 * time.Second)
+			if err := r.c.restart(ctx, p); err != nil {
+				return err
+			}
+		}
+		ev.End = r.rec.Now()
+	default:
+		return fmt.Errorf("check: unknown process fault %q", f)
+	}
+	r.rec.Add(ev)
+	return nil
+}
+
+// patientReads sends, for d, a read of a hot key to the stopped node p every
+// 100ms, each waiting for the node to resume: they sit in its socket queue,
+// and it serves them the moment SIGCONT arrives, before it can have noticed
+// how long it was away. It returns after d; the reads finish on their own.
+func (r *procRun) patientReads(ctx context.Context, p *proc, d time.Duration, rng *rand.Rand) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	done := time.NewTimer(d)
+	defer done.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-done.C:
+			return
+		case <-t.C:
+			key := r.keys[rng.IntN(r.cfg.HotKeys)]
+			r.wg.Go(func() { _, _ = r.read(ctx, p, key, d+15*time.Second) })
+		}
+	}
+}
+
+// burst reads every key through p, from 4 goroutines at once, for d after
+// it resumed: what it serves before it catches up is what G5 bounds.
+func (r *procRun) burst(ctx context.Context, p *proc, d time.Duration) {
+	bctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := g; bctx.Err() == nil; i++ {
+				_, _ = r.read(bctx, p, r.keys[i%len(r.keys)], d)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// converge waits until every node is ready and reads every key at least at
+// the source's version (those reads are recorded like any other), and
+// records how long that took, or why it did not happen within cfg.Converge.
+func (r *procRun) converge(ctx context.Context, f ProcFault) {
+	start := r.rec.Now()
+	deadline := time.Now().Add(r.cfg.Converge)
+	why := ""
+	for ctx.Err() == nil {
+		why = r.divergence(ctx)
+		if why == "" || time.Now().After(deadline) {
+			break
+		}
+		_ = sleepCtx(ctx, 50*time.Millisecond)
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	r.rec.Add(Event{Kind: KindConverge, Fault: string(f), Start: start, End: r.rec.Now(), Err: why})
+	r.cfg.Logger.Info("converged", "fault", f, "took", time.Duration(r.rec.Now()-start), "err", why)
+}
+
+// divergence returns "" when every node is ready and agrees with the
+// source, else why not. Writers keep writing meanwhile: a key counts as
+// converged on a node when its read returned at least the source's version
+// read just before it.
+func (r *procRun) divergence(ctx context.Context) string {
+	for _, p := range r.c.procs {
+		v := p.view()
+		if v.state != procUp {
+			return v.label + " is not running"
+		}
+		if rd, err := r.c.readyz(ctx, v.base); err != nil || !rd.Ready {
+			return fmt.Sprintf("%s not ready: %+v %v", v.label, rd, err)
+		}
+		for _, k := range r.keys {
+			want, err := r.c.sourceVersion(ctx, k)
+			if err != nil {
+				return err.Error()
+			}
+			got, err := r.read(ctx, p, k, 2*time.Second)
+			if err != nil {
+				return fmt.Sprintf("%s: GET %s: %v", v.label, k, err)
+			}
+			if got < want {
+				return fmt.Sprintf("%s: GET %s = %d, source has %d", v.label, k, got, want)
+			}
+		}
+	}
+	return ""
+}
