@@ -6,8 +6,10 @@ import (
 
 // trustVerdict decides whether a node may serve cached values now (G5). It is
 // a pure function of the gossip layer's health, where FreshPeers counts the
-// live peers heard within MaxStaleness (less the watchdog's period, which the
-// flag it sets is read for), so it can be tested without a cluster.
+// live peers heard within MaxStaleness less the trust lease (the verdict is
+// served on for that long, see trust.go), so it can be tested without a
+// cluster. What it does not see, whether every live peer has spoken to this
+// node since it lost trust, checkTrust adds.
 //
 // A node trusts its cache when it is alone by design (never had peers), or
 // when all of these hold:
