@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -327,6 +328,25 @@ func TestClusterRestartedNodeWaitsForSilentPeer(t *testing.T) {
 	})
 }
 
+// freezeWatchdog holds n's watchdog in its stall hook, as a frozen process
+// would, and returns once it is held; the returned func (also run at
+// cleanup, before the nodes' Close, which waits for the watchdog) lets it go.
+func freezeWatchdog(t *testing.T, n *Node) (release func()) {
+	entered, held := make(chan struct{}, 1), make(chan struct{})
+	hold := func() {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		<-held
+	}
+	n.stallHook.Store(&hold)
+	release = sync.OnceFunc(func() { close(held) })
+	t.Cleanup(release)
+	<-entered
+	return release
+}
+
 // TestClusterFrozenNodeServesNothingCached is G5 across a stall: a node
 // whose process froze (SIGSTOP, a VM pause) for longer than MaxStaleness
 // missed invalidations meanwhile, and the first read after it wakes may run
@@ -345,17 +365,7 @@ func TestClusterFrozenNodeServesNothingCached(t *testing.T) {
 		}
 		frozen.g.cache.Wait()
 
-		entered, release := make(chan struct{}, 1), make(chan struct{})
-		hold := func() {
-			select {
-			case entered <- struct{}{}:
-			default:
-			}
-			<-release
-		}
-		frozen.n.stallHook.Store(&hold)
-		t.Cleanup(func() { close(release) }) // before the nodes' Close, which waits for the watchdog
-		<-entered
+		freezeWatchdog(t, frozen.n)
 		nw.Isolate(memAddr(2)) // what it misses while frozen
 		ver := src.put("k", "v2")
 		if err := ms[0].g.Invalidate(t.Context(), "k", ver); err != nil {
@@ -393,21 +403,12 @@ func TestClusterStallPastLeaseResyncs(t *testing.T) {
 		mustGet(t, n.g, "k")
 		n.g.cache.Wait()
 
-		entered, release := make(chan struct{}, 1), make(chan struct{})
-		hold := func() {
-			select {
-			case entered <- struct{}{}:
-			default:
-			}
-			<-release
-		}
-		n.n.stallHook.Store(&hold)
-		<-entered
+		release := freezeWatchdog(t, n.n)
 		time.Sleep(2 * n.n.trustLease()) // frozen past the lease
 		if n.n.Trusted() {
 			t.Fatal("Trusted() past the lease")
 		}
-		close(release)
+		release()
 		waitFor(t, time.Minute, "the stalled node trusted again", func() bool { return n.n.Trusted() })
 		if d := n.n.Stats().Cluster.DegradedTransition; d != 1 {
 			t.Errorf("%d trust losses after the stall, want 1", d)
