@@ -1,6 +1,7 @@
 package check
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -58,27 +59,16 @@ type CampaignConfig struct {
 }
 
 func (c CampaignConfig) withDefaults() CampaignConfig {
-	def := func(p *int, v int) {
-		if *p == 0 {
-			*p = v
-		}
-	}
-	def(&c.Nodes, 4)
-	def(&c.Keys, 16)
-	def(&c.Readers, 2)
-	def(&c.Writers, 4)
-	def(&c.AckAllEvery, 4)
+	c.Nodes = cmp.Or(c.Nodes, 4)
+	c.Keys = cmp.Or(c.Keys, 16)
+	c.Readers = cmp.Or(c.Readers, 2)
+	c.Writers = cmp.Or(c.Writers, 4)
+	c.AckAllEvery = cmp.Or(c.AckAllEvery, 4)
+	c.Phase = cmp.Or(c.Phase, 3*time.Second)
+	c.Converge = cmp.Or(c.Converge, 15*time.Second)
+	c.MaxStaleness = cmp.Or(c.MaxStaleness, time.Second)
 	if c.Faults == nil {
 		c.Faults = AllFaults()
-	}
-	if c.Phase == 0 {
-		c.Phase = 3 * time.Second
-	}
-	if c.Converge == 0 {
-		c.Converge = 15 * time.Second
-	}
-	if c.MaxStaleness == 0 {
-		c.MaxStaleness = time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

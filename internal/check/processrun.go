@@ -3,6 +3,7 @@
 package check
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -77,29 +78,17 @@ type ProcessConfig struct {
 }
 
 func (c ProcessConfig) withDefaults() ProcessConfig {
-	def := func(p *int, v int) {
-		if *p == 0 {
-			*p = v
-		}
-	}
-	def(&c.Nodes, 3)
-	def(&c.Keys, 50)
-	def(&c.HotKeys, 5)
-	def(&c.Readers, 4)
-	def(&c.Writers, 2)
-	defd := func(p *time.Duration, v time.Duration) {
-		if *p == 0 {
-			*p = v
-		}
-	}
-	defd(&c.WritePause, 5*time.Millisecond)
-	defd(&c.Down, 3*time.Second)
-	defd(&c.Calm, time.Second)
-	defd(&c.Converge, 15*time.Second)
-	defd(&c.MaxStaleness, 2*time.Second)
-	if c.LogLevel == "" {
-		c.LogLevel = "info"
-	}
+	c.Nodes = cmp.Or(c.Nodes, 3)
+	c.Keys = cmp.Or(c.Keys, 50)
+	c.HotKeys = cmp.Or(c.HotKeys, 5)
+	c.Readers = cmp.Or(c.Readers, 4)
+	c.Writers = cmp.Or(c.Writers, 2)
+	c.WritePause = cmp.Or(c.WritePause, 5*time.Millisecond)
+	c.Down = cmp.Or(c.Down, 3*time.Second)
+	c.Calm = cmp.Or(c.Calm, time.Second)
+	c.Converge = cmp.Or(c.Converge, 15*time.Second)
+	c.MaxStaleness = cmp.Or(c.MaxStaleness, 2*time.Second)
+	c.LogLevel = cmp.Or(c.LogLevel, "info")
 	if c.Faults == nil {
 		c.Faults = AllProcFaults()
 	}
