@@ -141,12 +141,21 @@ func TestProcessCampaign(t *testing.T) {
 	if r.Total() != 0 {
 		keepEvidence(t, dir, r, h)
 		t.Errorf("violations on the real build: %v; first: %+v", r.Violations, r.Details)
+	} else if r.BeyondBound > 0 {
+		// Not a violation (G5 counts from the invalidation's return, the
+		// staleness figures from the PUT's start), but rare: keep it to look at.
+		late := checkCommitAtEnd(h)
+		t.Logf("%d reads staler than MaxStaleness counting from the PUT's start, %d from its end (max %v)",
+			r.BeyondBound, late.BeyondBound, time.Duration(late.Staleness.Max))
+		keepEvidence(t, dir, r, h)
 	}
 }
 
-// TestProcessBrokenFreshness runs the SIGSTOP-30s scenario against a binary
-// whose freshness guard (G5) is switched off, and requires the checker to
-// report it.
+// TestProcessBrokenFreshness runs the SIGSTOP-30s wake-alone scenario against
+// a binary whose freshness guard (G5) is switched off, and requires the
+// checker to report it. (Plain SIGSTOP-30s is not enough: a woken node may
+// hear what it missed, or purge for gaps it cannot repair, before it serves
+// its first queued read; on a loaded CI machine it once did.)
 func TestProcessBrokenFreshness(t *testing.T) {
 	if brokenTag != "" || testing.Short() {
 		t.Skip("real builds only, not in short mode (builds and runs the binary)")
@@ -155,7 +164,7 @@ func TestProcessBrokenFreshness(t *testing.T) {
 	bin := buildNearcache(t, "nearcache_nofreshness")
 	dir := t.TempDir()
 	r, h, err := RunProcessCampaign(t.Context(), ProcessConfig{Binary: bin, Dir: dir, Seed: 2,
-		Faults: []ProcFault{ProcStopLong}, Converge: 5 * time.Second, LogLevel: *processLogLevel, Logger: testLogger(t)})
+		Faults: []ProcFault{ProcStopWakeAlone}, Converge: 5 * time.Second, LogLevel: *processLogLevel, Logger: testLogger(t)})
 	if err != nil {
 		keepEvidence(t, dir, r, h)
 		t.Fatal(err)
@@ -195,17 +204,7 @@ func TestProcessLong(t *testing.T) {
 	if err := h.Save(filepath.Join(dir, "history.jsonl")); err != nil {
 		t.Fatal(err)
 	}
-	// The history takes a PUT's commit at its start (an upper bound on
-	// staleness); re-checked with commits at the PUT's end, the figures are a
-	// lower bound. A PUT stalled behind a stopped node's SQLite lock is where
-	// they differ.
-	late := &History{Params: h.Params, Events: slices.Clone(h.Events)}
-	for i := range late.Events {
-		if e := &late.Events[i]; e.Kind == KindWrite {
-			e.Commit = e.End
-		}
-	}
-	rl := Check(late)
+	rl := checkCommitAtEnd(h)
 	b, _ = json.MarshalIndent(rl, "", "  ")
 	if err := os.WriteFile(filepath.Join(dir, "report-commit-at-end.json"), b, 0o644); err != nil {
 		t.Fatal(err)
@@ -215,6 +214,20 @@ func TestProcessLong(t *testing.T) {
 	if r.Total() != 0 {
 		t.Errorf("violations: %v; first: %+v", r.Violations, r.Details)
 	}
+}
+
+// checkCommitAtEnd re-checks h with every write committed at its PUT's end.
+// The history takes a PUT's commit at its start (an upper bound on
+// staleness); re-checked so, the figures are a lower bound. A PUT stalled
+// behind a stopped node's SQLite lock is where they differ.
+func checkCommitAtEnd(h *History) Report {
+	late := &History{Params: h.Params, Events: slices.Clone(h.Events)}
+	for i := range late.Events {
+		if e := &late.Events[i]; e.Kind == KindWrite {
+			e.Commit = e.End
+		}
+	}
+	return Check(late)
 }
 
 // TestProcessConfigValidate covers the config checks.
@@ -277,6 +290,13 @@ func TestProcessRollingRestart(t *testing.T) {
 	if r.Total() != 0 {
 		keepEvidence(t, dir, r, h)
 		t.Errorf("violations on the real build: %v; first: %+v", r.Violations, r.Details)
+	} else if r.BeyondBound > 0 {
+		// Not a violation (G5 counts from the invalidation's return, the
+		// staleness figures from the PUT's start), but rare: keep it to look at.
+		late := checkCommitAtEnd(h)
+		t.Logf("%d reads staler than MaxStaleness counting from the PUT's start, %d from its end (max %v)",
+			r.BeyondBound, late.BeyondBound, time.Duration(late.Staleness.Max))
+		keepEvidence(t, dir, r, h)
 	}
 }
 
@@ -308,5 +328,12 @@ func TestProcessStopResume(t *testing.T) {
 	if r.Total() != 0 {
 		keepEvidence(t, dir, r, h)
 		t.Errorf("violations on the real build: %v; first: %+v", r.Violations, r.Details)
+	} else if r.BeyondBound > 0 {
+		// Not a violation (G5 counts from the invalidation's return, the
+		// staleness figures from the PUT's start), but rare: keep it to look at.
+		late := checkCommitAtEnd(h)
+		t.Logf("%d reads staler than MaxStaleness counting from the PUT's start, %d from its end (max %v)",
+			r.BeyondBound, late.BeyondBound, time.Duration(late.Staleness.Max))
+		keepEvidence(t, dir, r, h)
 	}
 }

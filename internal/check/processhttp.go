@@ -55,6 +55,25 @@ func (c *procCluster) getJSON(ctx context.Context, url string, v any) error {
 	return json.Unmarshal(b, v)
 }
 
+// isMember reports whether the node at base lists name among its live
+// members; true when it cannot be asked.
+func (c *procCluster) isMember(ctx context.Context, base, name string) bool {
+	var st struct {
+		Members []struct {
+			Name string `json:"name"`
+		} `json:"members"`
+	}
+	if err := c.getJSON(ctx, base+"/debug/cluster.json", &st); err != nil {
+		return true
+	}
+	for _, m := range st.Members {
+		if m.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
 // ownerOf finds which node owns key by asking the binary: on a quiet
 // cluster, the first read of a key nobody has cached makes its owner (and
 // only it) call the loader, whichever node the read went to. The binary

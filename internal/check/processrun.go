@@ -30,6 +30,17 @@ const (
 	ProcStopShort ProcFault = "sigstop-2s"
 	// ProcStopLong is SIGSTOP of a random node for 30s, then SIGCONT.
 	ProcStopLong ProcFault = "sigstop-30s"
+	// ProcStopWakeAlone is SIGSTOP of a random node for 30s, and on until
+	// the others have counted it out of their members for deadQuiet (so
+	// they send it nothing any more); then every other node is stopped,
+	// the node resumed, and the others resumed a second later. It wakes to
+	// a cluster that cannot answer (a partition, as far as it can tell),
+	// knowing only what waited in its sockets: without the trust lease it
+	// serves what it cached seconds before; with it, nothing cached. (After
+	// a plain ProcStopLong the node may catch up from its peers before it
+	// serves its first queued read, and a build without the lease goes
+	// unpunished: seen in a full `make test` run.)
+	ProcStopWakeAlone ProcFault = "sigstop-30s-wake-alone"
 	// ProcRestart is kill -9 of a random node and its restart at once,
 	// before the others notice it died.
 	ProcRestart ProcFault = "restart-same-name"
@@ -40,7 +51,7 @@ const (
 
 // AllProcFaults returns every process fault, in a campaign's default order.
 func AllProcFaults() []ProcFault {
-	return []ProcFault{ProcKillOwner, ProcKillOther, ProcStopShort, ProcRestart, ProcStopLong, ProcRolling}
+	return []ProcFault{ProcKillOwner, ProcKillOther, ProcStopShort, ProcRestart, ProcStopLong, ProcStopWakeAlone, ProcRolling}
 }
 
 // stopFor is how long a SIGSTOP fault keeps its node stopped.
@@ -48,7 +59,7 @@ func (f ProcFault) stopFor() time.Duration {
 	switch f {
 	case ProcStopShort:
 		return 2 * time.Second
-	case ProcStopLong:
+	case ProcStopLong, ProcStopWakeAlone:
 		return 30 * time.Second
 	}
 	return 0
@@ -336,7 +347,7 @@ func (r *procRun) fault(ctx context.Context, f ProcFault, rng *rand.Rand) error 
 			return err
 		}
 		ev.End = r.rec.Now()
-	case ProcStopShort, ProcStopLong:
+	case ProcStopShort, ProcStopLong, ProcStopWakeAlone:
 		p := ps[rng.IntN(len(ps))]
 		v := p.view()
 		ev.Node, ev.Nodes = v.label, []string{v.label}
@@ -345,13 +356,30 @@ func (r *procRun) fault(ctx context.Context, f ProcFault, rng *rand.Rand) error 
 		if err := p.signal(syscall.SIGSTOP); err != nil {
 			return err
 		}
-		r.patientReads(ctx, p, f.stopFor(), rng)
-		if err := p.signal(syscall.SIGCONT); err != nil {
+		var until func(context.Context) bool
+		if f == ProcStopWakeAlone {
+			until = r.countedOut(p)
+		}
+		r.patientReads(ctx, p, f.stopFor(), rng, until)
+		var others []*proc
+		var frozen Event
+		if f == ProcStopWakeAlone {
+			others, frozen = r.freezeOthers(p)
+		}
+		err := p.signal(syscall.SIGCONT)
+		if err == nil {
+			r.burst(ctx, p, time.Second)
+		}
+		if len(others) > 0 {
+			err = errors.Join(err, r.thaw(others, frozen))
+		}
+		if err != nil {
 			return err
 		}
-		r.burst(ctx, p, time.Second)
-		if err := r.c.waitReady(ctx, p, 30*time.Second); err != nil {
-			return err
+		for _, q := range append(others, p) {
+			if err := r.c.waitReady(ctx, q, 30*time.Second); err != nil {
+				return err
+			}
 		}
 		ev.End = r.rec.Now() + int64(r.cfg.MaxStaleness)
 	case ProcRolling:
@@ -371,25 +399,107 @@ func (r *procRun) fault(ctx context.Context, f ProcFault, rng *rand.Rand) error 
 	return nil
 }
 
+// freezeOthers SIGSTOPs every running node but p and records them as cut
+// off from then (the fault event it returns for thaw, without a Node: the
+// fault targets p). It returns the nodes it stopped; a node it could not
+// stop is logged and left running.
+func (r *procRun) freezeOthers(p *proc) ([]*proc, Event) {
+	ev := Event{Kind: KindFault, Fault: string(ProcStopWakeAlone), Start: r.rec.Now()}
+	var out []*proc
+	for _, q := range r.c.procs {
+		if q == p || q.view().state != procUp {
+			continue
+		}
+		if err := q.signal(syscall.SIGSTOP); err != nil {
+			r.cfg.Logger.Warn("freeze", "node", q.name, "err", err)
+			continue
+		}
+		out = append(out, q)
+		ev.Nodes = append(ev.Nodes, q.view().label)
+	}
+	return out, ev
+}
+
+// thaw SIGCONTs the nodes freezeOthers stopped and records their cut-off
+// window, ev, as closing MaxStaleness after now (they were stopped past
+// their lease).
+func (r *procRun) thaw(qs []*proc, ev Event) error {
+	var err error
+	for _, q := range qs {
+		err = errors.Join(err, q.signal(syscall.SIGCONT))
+	}
+	ev.End = r.rec.Now() + int64(r.cfg.MaxStaleness)
+	r.rec.Add(ev)
+	return err
+}
+
 // patientReads sends, for d, a read of a hot key to the stopped node p every
 // 100ms, each waiting for the node to resume: they sit in its socket queue,
 // and it serves them the moment SIGCONT arrives, before it can have noticed
-// how long it was away. It returns after d; the reads finish on their own.
-func (r *procRun) patientReads(ctx context.Context, p *proc, d time.Duration, rng *rand.Rand) {
+// how long it was away. It returns after d and, when until is not nil, once
+// until reports true (it is asked every 100ms from the start), or after
+// d+maxPatience whatever until says; the reads finish on their own.
+func (r *procRun) patientReads(ctx context.Context, p *proc, d time.Duration, rng *rand.Rand, until func(context.Context) bool) {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
-	done := time.NewTimer(d)
-	defer done.Stop()
+	timeUp := time.NewTimer(d)
+	defer timeUp.Stop()
+	limit := time.NewTimer(d + maxPatience)
+	defer limit.Stop()
+	waited, met := false, until == nil
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-done.C:
+		case <-limit.C:
+			r.cfg.Logger.Warn("stop", "node", p.name, "err", "condition not met: resuming anyway")
 			return
+		case <-timeUp.C:
+			waited = true
 		case <-t.C:
 			key := r.keys[rng.IntN(r.cfg.HotKeys)]
-			r.wg.Go(func() { _, _ = r.read(ctx, p, key, d+15*time.Second) })
+			r.wg.Go(func() { _, _ = r.read(ctx, p, key, d+maxPatience+15*time.Second) })
+			if !met {
+				met = until(ctx)
+			}
 		}
+		if waited && met {
+			return
+		}
+	}
+}
+
+// maxPatience is how much longer than planned a stop may last while
+// patientReads waits for its condition.
+const maxPatience = 30 * time.Second
+
+// deadQuiet is how long a stopped node must have been out of every other
+// node's live members before ProcStopWakeAlone wakes it: by then nobody
+// sends it anything, not even gossip to the dead (GossipToTheDeadTime is
+// 15s in the local profile the nodes run), so it wakes knowing nothing of
+// the writes of the last seconds.
+const deadQuiet = 15*time.Second + 3*time.Second
+
+// countedOut returns a condition for patientReads: every other running node
+// has left p out of its live members for deadQuiet. A node that cannot be
+// asked counts as still counting p in.
+func (r *procRun) countedOut(p *proc) func(context.Context) bool {
+	var since time.Time
+	return func(ctx context.Context) bool {
+		for _, q := range r.c.procs {
+			if q == p || q.view().state != procUp {
+				continue
+			}
+			if r.c.isMember(ctx, q.view().base, p.name) {
+				since = time.Time{}
+				return false
+			}
+		}
+		if since.IsZero() {
+			since = time.Now()
+			r.cfg.Logger.Info("counted out", "node", p.name)
+		}
+		return time.Since(since) >= deadQuiet
 	}
 }
 
