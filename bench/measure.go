@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/nearcache/nearcache/internal/hist"
 )
 
 // seriesInterval is the period of the database-load time series.
@@ -54,9 +56,9 @@ type Result struct {
 	// used_memory, or the gcpeer children's summed RSS. 0 = none.
 	ExternalMemory int64 `json:"external_memory_bytes"`
 
-	Latency  []Point   `json:"read_latency_quantiles"`    // read latency distribution
-	DBSeries []float64 `json:"db_queries_per_sec_series"` // one point per 100ms from the start (warm-up included)
-	Warmup   float64   `json:"warmup_seconds"`
+	Latency  []hist.Point `json:"read_latency_quantiles"`    // read latency distribution
+	DBSeries []float64    `json:"db_queries_per_sec_series"` // one point per 100ms from the start (warm-up included)
+	Warmup   float64      `json:"warmup_seconds"`
 
 	// Restart is how long stopping and restarting one instance took on a
 	// churn workload (its workers waited meanwhile); 0 = no restart.
@@ -67,7 +69,7 @@ type Result struct {
 type workerStats struct {
 	reads, writes, errs, stale uint64
 	firstErr                   error
-	lat, wlat, staleness       Histogram
+	lat, wlat, staleness       hist.Histogram
 }
 
 func heapAlloc() int64 {
@@ -189,7 +191,7 @@ func runOne(ctx context.Context, cfg Config, env Env, w Workload, name string) (
 		return res, fmt.Errorf("close: %w", err)
 	}
 
-	var lat, wlat, staleness Histogram
+	var lat, wlat, staleness hist.Histogram
 	for _, ws := range stats {
 		res.Reads += ws.reads
 		res.Writes += ws.writes

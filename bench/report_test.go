@@ -9,11 +9,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nearcache/nearcache/internal/hist"
 )
 
 // fakeReport is two strategies on one workload with writes.
 func fakeReport() *Report {
-	var h Histogram
+	var h hist.Histogram
 	for i := range 1000 {
 		h.Record(time.Duration(i) * time.Microsecond)
 	}

@@ -4,59 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"math"
-	"math/rand"
-	"slices"
 	"testing"
 	"time"
 )
-
-func TestHistogramQuantiles(t *testing.T) {
-	tests := []struct {
-		name    string
-		samples func(r *rand.Rand) time.Duration
-	}{
-		{"uniform 0-10ms", func(r *rand.Rand) time.Duration { return time.Duration(r.Int63n(int64(10 * time.Millisecond))) }},
-		{"exponential around 50µs", func(r *rand.Rand) time.Duration { return time.Duration(r.ExpFloat64() * 50e3) }},
-		{"small exact values", func(r *rand.Rand) time.Duration { return time.Duration(r.Intn(60)) }},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			r := rand.New(rand.NewSource(1))
-			var a, b Histogram
-			var all []time.Duration
-			for i := range 20000 {
-				d := tc.samples(r)
-				all = append(all, d)
-				if i%2 == 0 {
-					a.Record(d)
-				} else {
-					b.Record(d)
-				}
-			}
-			a.Merge(&b)
-			slices.Sort(all)
-			if a.Count() != uint64(len(all)) {
-				t.Fatalf("Count = %d, want %d", a.Count(), len(all))
-			}
-			if a.Max() != all[len(all)-1] {
-				t.Fatalf("Max = %v, want %v", a.Max(), all[len(all)-1])
-			}
-			for _, q := range []float64{0.5, 0.9, 0.99, 0.999} {
-				exact := all[int(math.Ceil(q*float64(len(all))))-1]
-				got := a.Quantile(q)
-				// The bucket's upper bound: never below the exact value, at most 1/32 above.
-				if got < exact || float64(got-exact) > float64(exact)/32+1 {
-					t.Errorf("Quantile(%v) = %v, exact %v: outside [exact, exact*(1+1/32)]", q, got, exact)
-				}
-			}
-		})
-	}
-	var empty Histogram
-	if empty.Quantile(0.5) != 0 || empty.Distribution() != nil {
-		t.Error("empty histogram reports values")
-	}
-}
 
 func TestTrackerStale(t *testing.T) {
 	// key 0: v2 completed at 100, v3 at 300. key 1: v5 completed at 200 before v4 at 250.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/nearcache/nearcache/internal/hist"
 )
 
 // Run runs the demo: cfg.Duration of the workload on a nearcache cluster,
@@ -82,7 +84,7 @@ func runNearcache(ctx context.Context, cfg Config, dir string) (_ PhaseResult, e
 		cfg.Duration, cfg.Workers, 100*cfg.WriteRatio)
 	w, elapsed := runWorkload(ctx, cfg, cfg.Duration, "nearcache", cl)
 	rows := liveRows(cl)
-	prop := &histogram{}
+	prop := &hist.Concurrent{}
 	for _, o := range cl.obs {
 		prop.Merge(&o.propagation)
 	}

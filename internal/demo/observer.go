@@ -4,6 +4,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nearcache/nearcache/internal/hist"
 	"github.com/nearcache/nearcache/node"
 )
 
@@ -12,7 +13,7 @@ import (
 // Its methods never block.
 type observer struct {
 	loads, loadErrors atomic.Uint64
-	propagation       histogram
+	propagation       hist.Concurrent
 }
 
 var _ node.Observer = (*observer)(nil)

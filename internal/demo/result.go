@@ -2,6 +2,8 @@ package demo
 
 import (
 	"time"
+
+	"github.com/nearcache/nearcache/internal/hist"
 )
 
 // Result is what a run measured; it marshals to the JSON that
@@ -103,7 +105,7 @@ func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsec
 
 // summarize builds a phase's result from its workload and final live rows,
 // and, when prop is not nil, the nodes' merged propagation histogram.
-func summarize(w *workload, rows []liveRow, elapsed time.Duration, dbLoads uint64, prop *histogram) PhaseResult {
+func summarize(w *workload, rows []liveRow, elapsed time.Duration, dbLoads uint64, prop *hist.Concurrent) PhaseResult {
 	var p PhaseResult
 	p.Seconds = elapsed.Seconds()
 	var hits, lookups uint64

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/nearcache/nearcache/internal/hist"
 )
 
 // Zipf parameters of the key popularity: key 0 is the hottest. With s = 1.1
@@ -31,7 +33,7 @@ type system interface {
 // workerStats are one worker's counters, read by the live table meanwhile.
 type workerStats struct {
 	reads, stale, readErrors, writes, writeErrors atomic.Uint64
-	latency                                       histogram // read latency
+	latency                                       hist.Concurrent // read latency
 }
 
 // workload runs one phase's workers and judges every read.
@@ -159,8 +161,8 @@ func (w *workload) instanceTotals(i int) (reads, stale, readErrs, writes, writeE
 }
 
 // latency merges every worker's read latencies.
-func (w *workload) latency() *histogram {
-	h := &histogram{}
+func (w *workload) latency() *hist.Concurrent {
+	h := &hist.Concurrent{}
 	for i := range w.workers {
 		for _, ws := range w.workers[i] {
 			h.Merge(&ws.latency)
