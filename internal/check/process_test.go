@@ -138,17 +138,7 @@ func TestProcessCampaign(t *testing.T) {
 			t.Errorf("%s: no read of its node failed or waited during it: did it happen? (faults that bit: %v)", f, bit)
 		}
 	}
-	if r.Total() != 0 {
-		keepEvidence(t, dir, r, h)
-		t.Errorf("violations on the real build: %v; first: %+v", r.Violations, r.Details)
-	} else if r.BeyondBound > 0 {
-		// Not a violation (G5 counts from the invalidation's return, the
-		// staleness figures from the PUT's start), but rare: keep it to look at.
-		late := checkCommitAtEnd(h)
-		t.Logf("%d reads staler than MaxStaleness counting from the PUT's start, %d from its end (max %v)",
-			r.BeyondBound, late.BeyondBound, time.Duration(late.Staleness.Max))
-		keepEvidence(t, dir, r, h)
-	}
+	requireClean(t, dir, r, h)
 }
 
 // TestProcessBrokenFreshness runs the SIGSTOP-30s wake-alone scenario against
@@ -213,6 +203,23 @@ func TestProcessLong(t *testing.T) {
 	t.Logf("report and history in %s: %d ops, violations %v; convergence: %s", dir, r.Ops, r.Violations, convergeByFault(r))
 	if r.Total() != 0 {
 		t.Errorf("violations: %v; first: %+v", r.Violations, r.Details)
+	}
+}
+
+// requireClean fails t if the real build's run r found violations, and keeps
+// the evidence then, or when reads were staler than MaxStaleness counting
+// from a PUT's start: not a violation (G5 counts from the invalidation's
+// return), but rare enough to look at.
+func requireClean(t *testing.T, dir string, r Report, h *History) {
+	t.Helper()
+	if r.Total() != 0 {
+		keepEvidence(t, dir, r, h)
+		t.Errorf("violations on the real build: %v; first: %+v", r.Violations, r.Details)
+	} else if r.BeyondBound > 0 {
+		late := checkCommitAtEnd(h)
+		t.Logf("%d reads staler than MaxStaleness counting from the PUT's start, %d from its end (max %v)",
+			r.BeyondBound, late.BeyondBound, time.Duration(late.Staleness.Max))
+		keepEvidence(t, dir, r, h)
 	}
 }
 
@@ -287,17 +294,7 @@ func TestProcessRollingRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%d reads, %d writes, violations %v; convergence: %s", r.Reads, r.Writes, r.Violations, convergeByFault(r))
-	if r.Total() != 0 {
-		keepEvidence(t, dir, r, h)
-		t.Errorf("violations on the real build: %v; first: %+v", r.Violations, r.Details)
-	} else if r.BeyondBound > 0 {
-		// Not a violation (G5 counts from the invalidation's return, the
-		// staleness figures from the PUT's start), but rare: keep it to look at.
-		late := checkCommitAtEnd(h)
-		t.Logf("%d reads staler than MaxStaleness counting from the PUT's start, %d from its end (max %v)",
-			r.BeyondBound, late.BeyondBound, time.Duration(late.Staleness.Max))
-		keepEvidence(t, dir, r, h)
-	}
+	requireClean(t, dir, r, h)
 }
 
 // TestProcessStopResume stops a node for 30s three times under write load,
@@ -325,15 +322,5 @@ func TestProcessStopResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%d reads, %d writes, violations %v", r.Reads, r.Writes, r.Violations)
-	if r.Total() != 0 {
-		keepEvidence(t, dir, r, h)
-		t.Errorf("violations on the real build: %v; first: %+v", r.Violations, r.Details)
-	} else if r.BeyondBound > 0 {
-		// Not a violation (G5 counts from the invalidation's return, the
-		// staleness figures from the PUT's start), but rare: keep it to look at.
-		late := checkCommitAtEnd(h)
-		t.Logf("%d reads staler than MaxStaleness counting from the PUT's start, %d from its end (max %v)",
-			r.BeyondBound, late.BeyondBound, time.Duration(late.Staleness.Max))
-		keepEvidence(t, dir, r, h)
-	}
+	requireClean(t, dir, r, h)
 }

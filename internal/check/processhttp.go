@@ -34,25 +34,10 @@ func (c *procCluster) counters(ctx context.Context, base string) (groupCounters,
 }
 
 func (c *procCluster) getJSON(ctx context.Context, url string, v any) error {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
+	if err := c.do(ctx, http.MethodGet, url, nil, 2*time.Second, v); err != nil {
+		return fmt.Errorf("GET %s: %w", url, err)
 	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %d %s", url, resp.StatusCode, bytes.TrimSpace(b))
-	}
-	return json.Unmarshal(b, v)
+	return nil
 }
 
 // isMember reports whether the node at base lists name among its live
