@@ -34,8 +34,12 @@ func (g *Group[V]) sharedFillMode(ctx context.Context, key string, localOnly boo
 		f, ok = g.ownerFlights[key]
 		table = g.ownerFlights
 	}
-	if ok && f.finished() && !g.reusable(key, f.res) {
-		ok = false // a finished flight lingers only while its result is current
+	if ok && f.finished() && (!f.res.stored || !g.reusable(key, f.res)) {
+		// A finished flight lingers for readers only while the store applies
+		// its result, and only while that is current. One whose result was
+		// not stored (an untrusted node reads through) is left to its
+		// goroutine's delete: a reader that came after it loads anew.
+		ok = false
 	}
 	if ok {
 		g.mu.Unlock()

@@ -547,6 +547,46 @@ func TestStartWithUnreachableSeed(t *testing.T) {
 	}
 }
 
+// TestUnstoredFlightNotJoined: a finished flight whose result was not
+// stored (the moment between its waiters' wake-up and its goroutine's
+// delete) answers no later reader; a stored one, still being applied, does.
+// Regression: TestStartWithUnreachableSeed saw 1 load for 3 reads on an
+// untrusted node when the second read came in that moment.
+func TestUnstoredFlightNotJoined(t *testing.T) {
+	src := newSource()
+	src.put("k", "v1")
+	n, err := Start(t.Context(), Config{Name: "solo", Standalone: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	g, err := NewGroup(n, "rows", GroupConfig[string]{Loader: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stored := range []bool{false, true} {
+		done := make(chan struct{})
+		close(done)
+		g.mu.Lock()
+		g.flights["k"] = &flight[string]{done: done, res: fillResult[string]{val: "from the flight", version: 1, stored: stored}}
+		g.mu.Unlock()
+		before := src.loads()
+		got := mustGet(t, g, "k")
+		loaded := src.loads() > before
+		if stored && (loaded || got != "from the flight") {
+			t.Errorf("a stored finished flight: Get = %q, loaded %v; want its value, no load", got, loaded)
+		}
+		if !stored && (!loaded || got != "v1") {
+			t.Errorf("an unstored finished flight: Get = %q, loaded %v; want a load of v1", got, loaded)
+		}
+		g.mu.Lock()
+		delete(g.flights, "k")
+		g.mu.Unlock()
+		g.cache.Delete("k")
+		g.cache.Wait() // ristretto applies deletes asynchronously too
+	}
+}
+
 // TestLaggingSourceCatchesUp: the source answers below the floor for longer
 // than a few quick reloads (a replica catching up, or a hot key written
 // during every load) and then catches up within the LoadTimeout: the read
