@@ -152,6 +152,55 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
+// TestExpiredEntryDoesNotBlock: expiry is lazy (the entry stays in
+// ristretto), yet an expired entry is a miss and does not keep a fill with a
+// lower version out (Superseded, shouldUpdate).
+func TestExpiredEntryDoesNotBlock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newTestCache(t, Config{Jitter: -1})
+		if r := c.Set("k", Entry[string]{Value: "v5", Version: 5}, 1, time.Second, nil); r != Stored {
+			t.Fatalf("Set v5 = %v", r)
+		}
+		c.Wait()
+		if r := c.Set("k", Entry[string]{Value: "v3", Version: 3}, 1, time.Second, nil); r != Superseded {
+			t.Fatalf("Set v3 under a live v5 = %v, want Superseded", r)
+		}
+		time.Sleep(time.Second)
+		if e, ok := c.Get("k"); ok {
+			t.Fatalf("Get after the TTL = v%d, want a miss", e.Version)
+		}
+		if r := c.Set("k", Entry[string]{Value: "v3", Version: 3}, 1, time.Minute, nil); r != Stored {
+			t.Fatalf("Set v3 over an expired v5 = %v, want Stored", r)
+		}
+		c.Wait()
+		if e, ok := c.Get("k"); !ok || e.Version != 3 {
+			t.Fatalf("Get = %+v, %v; want v3 (ristretto's update must not keep the expired v5)", e, ok)
+		}
+	})
+}
+
+// TestGetAtUsesTheCallersClock: GetAt judges expiry by the reading it is
+// given, and reads the clock itself only for -1.
+func TestGetAtUsesTheCallersClock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newTestCache(t, Config{Jitter: -1})
+		if r := c.Set("k", Entry[string]{Version: 1}, 1, time.Second, nil); r != Stored {
+			t.Fatalf("Set = %v", r)
+		}
+		c.Wait()
+		now := c.Now()
+		if _, ok := c.GetAt("k", now); !ok {
+			t.Error("GetAt(now) missed a fresh entry")
+		}
+		if _, ok := c.GetAt("k", now+int64(time.Second)); ok {
+			t.Error("GetAt(now+TTL) returned the entry: the caller's reading was ignored")
+		}
+		if _, ok := c.GetAt("k", -1); !ok {
+			t.Error("GetAt(-1) missed a fresh entry")
+		}
+	})
+}
+
 func TestGraceKeepsExpiredEntries(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c, err := New[string](Config{Grace: time.Minute, Jitter: -1})

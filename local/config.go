@@ -19,6 +19,11 @@ type Config struct {
 	// expired entries and the caller must check ExpireAt. 0 = none.
 	Grace   time.Duration
 	Metrics bool // ristretto's own counters (hits, misses, cost added/evicted); off by default
+	// Epoch is when the store's clock ([Cache.Now]) reads 1; zero = New's
+	// time. Take it from time.Now (a parsed or rounded time has no monotonic
+	// reading, and the store would then count on the wall clock): a caller
+	// that shares it can hand its own clock readings to [Cache.GetAt].
+	Epoch time.Time
 }
 
 // DefaultConfig returns the defaults written out.

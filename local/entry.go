@@ -18,10 +18,10 @@ type Entry[V any] struct {
 	bucket  uint32     // floor bucket index
 	claimed uint32     // set once by ClaimRefresh; accessed atomically
 
+	ExpireAt int64 // Cache.Now of the jittered expiry; 0 = never; filled by Set (read by every Get)
 	Value    V
 	Version  uint64
 	StoredAt int64         // Cache.Now when Set accepted it; filled by Set
-	ExpireAt int64         // Cache.Now of the jittered expiry; 0 = never; filled by Set
 	LoadTime time.Duration // how long the fill took (for early refresh); given by the caller
 	Absent   bool          // the source has no such key (a negative entry); Value is the zero value
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/nearcache/nearcache/gossip/gossiptest"
 )
 
 func TestNegativeCaching(t *testing.T) {
@@ -133,6 +135,39 @@ func TestStaleOnError(t *testing.T) {
 		}
 		if s := g.stats(); s.StaleServed != 1 {
 			t.Errorf("StaleServed = %d, want 1", s.StaleServed)
+		}
+	})
+}
+
+// TestClusteredHitExpiresOnTheNodeClock: a clustered node's hit hands the
+// trust lease's clock reading to the store (Cache.GetAt), so the store must
+// count from the node's epoch. The group is made 10 minutes after the node
+// started: were its clock its own, every entry would look 10 minutes old.
+func TestClusteredHitExpiresOnTheNodeClock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := newSource()
+		src.put("k", "v1")
+		ms := memCluster(t, gossiptest.New(3), 2, src, nil)
+		time.Sleep(10 * time.Minute)
+		g, err := NewGroup(ms[1].n, "ttl", GroupConfig[string]{Loader: src, TTL: 10 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ms[1].n.Trusted() {
+			t.Fatal("node not trusted after 10 quiet minutes")
+		}
+		mustGet(t, g, "k")
+		g.cache.Wait()
+		before := src.loads()
+		time.Sleep(5 * time.Second)
+		mustGet(t, g, "k")
+		if n := src.loads() - before; n != 0 {
+			t.Fatalf("%d loads for a read 5 s into a 10 s TTL, want a hit", n)
+		}
+		time.Sleep(6 * time.Second)
+		mustGet(t, g, "k")
+		if n := src.loads() - before; n != 1 {
+			t.Fatalf("%d loads for a read 11 s into a 10 s TTL, want 1 (expired)", n)
 		}
 	})
 }

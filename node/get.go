@@ -54,8 +54,11 @@ func (g *Group[V]) Get(ctx context.Context, key string, opts ...ReadOption) (V, 
 	for _, o := range opts {
 		mode = max(mode, o.mode)
 	}
-	if mode == readCached && g.n.servable() {
-		if e, ok := g.cache.Get(key); ok && !(g.checkStale && g.expired(e)) { // counted by the store's striped counters
+	if ok, now := g.n.servableNow(); mode == readCached && ok {
+		if now >= 0 {
+			now++ // the store's clock: Cache.Now is ns since the same epoch, plus one
+		}
+		if e, ok := g.cache.GetAt(key, now); ok && !(g.checkStale && g.expired(e)) { // counted by the store's striped counters
 			if e.ExpireAt != 0 && g.beta > 0 && rand.Uint32()&refreshSample == 0 {
 				g.maybeRefresh(key, e)
 			}

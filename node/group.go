@@ -139,6 +139,7 @@ func NewGroup[V any](n *Node, name string, cfg GroupConfig[V]) (*Group[V], error
 		FloorRetention: n.cfg.FloorRetention,
 		Metrics:        !observed, // ristretto's counters cost a little per Get: only when someone reads them
 		Grace:          grace,
+		Epoch:          n.epoch, // so a hit reads the clock once (servableNow, Cache.GetAt)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("node: group %q: %w", name, err)

@@ -35,11 +35,23 @@ const resyncDue = -1
 // last good verdict is younger than its lease. One monotonic clock read
 // (about 20 ns) on a clustered node's hit; none when Standalone.
 func (n *Node) servable() bool {
+	ok, _ := n.servableNow()
+	return ok
+}
+
+// servableNow is servable, and the clock reading it took: the groups'
+// stores count from n.epoch too, so a hit passes it on (local.Cache.GetAt)
+// instead of reading the clock again. -1 when it read none.
+func (n *Node) servableNow() (bool, int64) {
 	if brokenNoFreshness {
-		return n.trusted.Load() // the broken build: no lease either
+		return n.trusted.Load(), -1 // the broken build: no lease either
 	}
 	u := n.trustUntil.Load()
-	return u == forever || u > int64(time.Since(n.epoch))
+	if u == forever {
+		return true, -1
+	}
+	now := int64(time.Since(n.epoch))
+	return u > now, now
 }
 
 // watch re-evaluates trust (G5): every watchPeriod while trusted, faster
