@@ -72,11 +72,11 @@ type Cache[V any] struct {
 }
 
 // Now is the store's clock: monotonic nanoseconds since Config.Epoch (by
-// default New's time), plus one (never 0, which ExpireAt keeps for "never"). Entry.StoredAt
-// and ExpireAt, floor and tag retention all count on it, never on the wall
-// clock, so a wall-clock jump (NTP step, a VM restored, an operator's date)
-// neither expires every entry at once, nor keeps one past its TTL, nor
-// forgets a floor early. About 20 ns.
+// default New's time), plus one (never 0, which ExpireAt keeps for "never").
+// Entry.StoredAt and ExpireAt, floor and tag retention all count on it, never
+// on the wall clock, so a wall-clock jump (NTP step, a VM restored, an
+// operator's date) neither expires every entry at once, nor keeps one past
+// its TTL, nor forgets a floor early. About 20 ns.
 func (c *Cache[V]) Now() int64 { return int64(time.Since(c.born)) + 1 }
 
 // New returns a running cache; Close it to stop ristretto's goroutines.
@@ -146,9 +146,14 @@ func (c *Cache[V]) GetAt(key string, now int64) (*Entry[V], bool) {
 		st.misses.Add(1)
 		return nil, false
 	}
-	if e.ExpireAt != 0 && c.expired(e, now) {
-		st.misses.Add(1)
-		return nil, false
+	if e.ExpireAt != 0 {
+		if now < 0 {
+			now = c.Now() // this Get raced the first Set with a TTL
+		}
+		if c.expired(e, now) {
+			st.misses.Add(1)
+			return nil, false
+		}
 	}
 	if !c.valid(key, e) {
 		c.staleRejected.Add(1)
