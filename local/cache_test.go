@@ -201,6 +201,45 @@ func TestGetAtUsesTheCallersClock(t *testing.T) {
 	})
 }
 
+// TestSweepDeletesExpiredEntries: an expired entry nobody reads again is
+// deleted from ristretto by the next sweep (after its Grace), a live one and
+// one without a TTL are not, and Close stops the sweeper (synctest: no
+// goroutine may outlive the bubble).
+func TestSweepDeletesExpiredEntries(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, err := New[string](Config{Jitter: -1, Grace: time.Second, SweepEvery: 10 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		for _, s := range []struct {
+			key string
+			ttl time.Duration
+		}{{"short", time.Second}, {"long", time.Hour}, {"forever", 0}} {
+			if r := c.Set(s.key, Entry[string]{Version: 1}, 1, s.ttl, nil); r != Stored {
+				t.Fatalf("Set(%s) = %v", s.key, r)
+			}
+		}
+		c.Wait()
+		inStore := func(key string) bool {
+			e, ok := c.rc.Get(c.hash(key))
+			return ok && e.key == key
+		}
+		time.Sleep(10*time.Second + time.Millisecond) // one sweep; "short" expired 9 s ago, Grace included
+		synctest.Wait()
+		c.Wait()
+		if inStore("short") {
+			t.Error("an entry expired 9 s ago is still in the store after a sweep")
+		}
+		if !inStore("long") || !inStore("forever") {
+			t.Error("the sweep deleted a live entry")
+		}
+		if n := c.Stats().Swept; n != 1 {
+			t.Errorf("swept %d entries, want 1", n)
+		}
+	})
+}
+
 func TestGraceKeepsExpiredEntries(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c, err := New[string](Config{Grace: time.Minute, Jitter: -1})

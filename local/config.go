@@ -19,6 +19,10 @@ type Config struct {
 	// expired entries and the caller must check ExpireAt. 0 = none.
 	Grace   time.Duration
 	Metrics bool // ristretto's own counters (hits, misses, cost added/evicted); off by default
+	// SweepEvery is how often expired entries are deleted (expiry is lazy:
+	// a Get of an expired entry misses, but the entry stays until a sweep,
+	// a fill of its key or ristretto's eviction); 0 = 30s, negative = never.
+	SweepEvery time.Duration
 	// Epoch is when the store's clock ([Cache.Now]) reads 1; zero = New's
 	// time. Take it from time.Now (a parsed or rounded time has no monotonic
 	// reading, and the store would then count on the wall clock): a caller
@@ -69,6 +73,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxFloors == 0 {
 		c.MaxFloors = 1 << 20
+	}
+	if c.SweepEvery == 0 {
+		c.SweepEvery = 30 * time.Second
 	}
 	switch {
 	case c.Jitter == 0:

@@ -49,6 +49,7 @@ func TestConfigDefaults(t *testing.T) {
 		FloorRetention: 5 * time.Minute,
 		MaxFloors:      1 << 20,
 		Jitter:         0.1,
+		SweepEvery:     30 * time.Second,
 	}
 	if got != want {
 		t.Errorf("DefaultConfig() = %+v, want %+v", got, want)

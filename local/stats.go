@@ -9,6 +9,7 @@ type Stats struct {
 	FloorsFolded  uint64                // exact floors folded into coarse bucket floors before retention
 	TagsForgotten uint64                // tag records dropped because MaxFloors were held (raises the tag base)
 	Purges        uint64
+	Swept         uint64 // expired entries the sweeper deleted (see Config.SweepEvery)
 
 	// ristretto's counters; zero unless Config.Metrics. Purge resets them
 	// (ristretto Clear). ristretto also counts Set's look-up of the current
@@ -33,6 +34,7 @@ func (c *Cache[V]) Stats() Stats {
 	s.Tags, s.TagsForgotten = c.tags.stats()
 	s.FloorsFolded = c.folded.Load()
 	s.Purges = c.purges.Load()
+	s.Swept = c.sweptEntries.Load()
 	if m := c.rc.Metrics; m != nil { // nil-safe methods, and safe after Close
 		s.KeysAdded, s.KeysEvicted = m.KeysAdded(), m.KeysEvicted()
 		s.CostAdded, s.CostEvicted = m.CostAdded(), m.CostEvicted()
