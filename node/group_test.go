@@ -555,15 +555,7 @@ func TestStartWithUnreachableSeed(t *testing.T) {
 func TestUnstoredFlightNotJoined(t *testing.T) {
 	src := newSource()
 	src.put("k", "v1")
-	n, err := Start(t.Context(), Config{Name: "solo", Standalone: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
-	g, err := NewGroup(n, "rows", GroupConfig[string]{Loader: src})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, g := standalone(t, src, nil)
 	for _, stored := range []bool{false, true} {
 		done := make(chan struct{})
 		close(done)
