@@ -156,7 +156,7 @@ func (g *Group[V]) load(ctx context.Context, key string, shared bool) (V, error)
 		if err != nil {
 			return zero, err
 		}
-		if r.err != nil && !(IsNotFound(r.err) && !g.current(key, r)) {
+		if r.err != nil && !(IsNotFound(r.err) && !g.admits(key, r.fence, r.version)) {
 			if shared && g.checkStale && !errors.Is(r.err, context.Canceled) && !IsNotFound(r.err) {
 				if v, ok := g.staleOnError(key); ok {
 					return v, nil
@@ -164,7 +164,7 @@ func (g *Group[V]) load(ctx context.Context, key string, shared bool) (V, error)
 			}
 			return zero, r.err
 		}
-		if r.err == nil && g.current(key, r) {
+		if r.err == nil && g.admits(key, r.fence, r.version) {
 			return r.val, nil
 		}
 		g.ctr.staleRejected.Add(1)
@@ -221,28 +221,4 @@ func (g *Group[V]) staleOnError(key string) (V, bool) {
 	}
 	g.ctr.staleServed.Add(1)
 	return e.Value, true
-}
-
-// current reports whether a fill result may still be returned now: not below
-// the key's exact floor, and no tag it depends on was bumped since the load
-// began. (A coarse floor, kept once MaxFloors is reached, only stops caching.)
-func (g *Group[V]) current(key string, r fillResult[V]) bool {
-	if !brokenNoStaleFill && r.version < g.cache.ExactFloor(key) {
-		return false
-	}
-	for _, t := range r.tags {
-		if g.cache.TagVersion(t.Tag) != t.Version {
-			return false
-		}
-	}
-	return true
-}
-
-// fillResult is one load's outcome, shared by every waiter.
-type fillResult[V any] struct {
-	val     V
-	version uint64
-	tags    []local.TagVersion
-	err     error
-	stored  bool // handed to the store (visible once the store applies it)
 }

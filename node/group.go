@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/nearcache/nearcache/local"
+	"github.com/nearcache/nearcache/node/internal/flight"
 	"github.com/nearcache/nearcache/node/internal/peer"
 )
 
@@ -82,10 +82,7 @@ type Group[V any] struct {
 	beta       float64 // XFetch beta; 0 = early refresh off
 	checkStale bool    // StaleOnError: entries outlive their TTL by MaxStaleness; hits check ExpireAt
 
-	// mu guards flights and ownerFlights.
-	mu           sync.Mutex
-	flights      map[string]*flight[V] // loads for this node's readers (and, when local, for peers)
-	ownerFlights map[string]*flight[V] // local loads for peers while a remote flight of the key runs here
+	flights flight.Group[flightKey, fillResult[V]] // loads in flight, shared by their readers
 }
 
 type groupCounters struct {
@@ -144,7 +141,7 @@ func NewGroup[V any](n *Node, name string, cfg GroupConfig[V]) (*Group[V], error
 	if err != nil {
 		return nil, fmt.Errorf("node: group %q: %w", name, err)
 	}
-	g := &Group[V]{n: n, name: name, cfg: cfg, cache: cache, flights: make(map[string]*flight[V]), ownerFlights: make(map[string]*flight[V]),
+	g := &Group[V]{n: n, name: name, cfg: cfg, cache: cache,
 		absent: &LoadError{Group: name, Err: notFoundError{}}, checkStale: cfg.StaleOnError}
 	switch {
 	case cfg.TTL == 0 || cfg.EarlyRefresh < 0:

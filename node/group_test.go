@@ -10,6 +10,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/nearcache/nearcache/node/internal/flight"
 )
 
 // standalone starts a Standalone node and a "rows" group over src, closed at cleanup.
@@ -553,30 +555,41 @@ func TestStartWithUnreachableSeed(t *testing.T) {
 // Regression: TestStartWithUnreachableSeed saw 1 load for 3 reads on an
 // untrusted node when the second read came in that moment.
 func TestUnstoredFlightNotJoined(t *testing.T) {
-	src := newSource()
-	src.put("k", "v1")
-	_, g := standalone(t, src, nil)
-	for _, stored := range []bool{false, true} {
-		done := make(chan struct{})
-		close(done)
-		g.mu.Lock()
-		g.flights["k"] = &flight[string]{done: done, res: fillResult[string]{val: "from the flight", version: 1, stored: stored}}
-		g.mu.Unlock()
-		before := src.loads()
-		got := mustGet(t, g, "k")
-		loaded := src.loads() > before
-		if stored && (loaded || got != "from the flight") {
-			t.Errorf("a stored finished flight: Get = %q, loaded %v; want its value, no load", got, loaded)
+	synctest.Test(t, func(t *testing.T) {
+		src := newSource()
+		src.put("k", "v1")
+		_, g := standalone(t, src, nil)
+		for _, stored := range []bool{false, true} {
+			// A finished flight held in the table, as between its waiters'
+			// wake-up and its goroutine's exit.
+			release := make(chan struct{})
+			refuse := func(fillResult[string]) bool { return false }
+			c, _ := g.flights.Join(flightKey{key: "k"}, refuse, func() (flight.Work[fillResult[string]], bool) {
+				return flight.Work[fillResult[string]]{
+					Fn: func() fillResult[string] {
+						return fillResult[string]{val: "from the flight", version: 1, stored: stored}
+					},
+					Linger: func(fillResult[string]) { <-release },
+				}, true
+			})
+			if _, err := c.Wait(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			before := src.loads()
+			got := mustGet(t, g, "k")
+			loaded := src.loads() > before
+			if stored && (loaded || got != "from the flight") {
+				t.Errorf("a stored finished flight: Get = %q, loaded %v; want its value, no load", got, loaded)
+			}
+			if !stored && (!loaded || got != "v1") {
+				t.Errorf("an unstored finished flight: Get = %q, loaded %v; want a load of v1", got, loaded)
+			}
+			close(release)
+			synctest.Wait()
+			g.cache.Delete("k")
+			g.cache.Wait() // ristretto applies deletes asynchronously too
 		}
-		if !stored && (!loaded || got != "v1") {
-			t.Errorf("an unstored finished flight: Get = %q, loaded %v; want a load of v1", got, loaded)
-		}
-		g.mu.Lock()
-		delete(g.flights, "k")
-		g.mu.Unlock()
-		g.cache.Delete("k")
-		g.cache.Wait() // ristretto applies deletes asynchronously too
-	}
+	})
 }
 
 // TestLaggingSourceCatchesUp: the source answers below the floor for longer

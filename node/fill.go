@@ -1,0 +1,145 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/nearcache/nearcache/local"
+)
+
+// fillResult is one fill's outcome, shared by every waiter of its flight.
+type fillResult[V any] struct {
+	val     V
+	version uint64
+	fence   fence // captured before the value was asked for
+	err     error
+	stored  bool // handed to the store (visible once the store applies it)
+}
+
+// fill gets key's value and caches it when it is safe to. Its fence is
+// captured BEFORE the value is asked for, so an invalidation that lands
+// meanwhile wins (G8). With remote set and another node owning the key, it
+// asks the owner (fillFromOwner); otherwise, or when the owner cannot answer,
+// it calls the loader (fillFromLoader).
+func (g *Group[V]) fill(ctx context.Context, key string, remote bool) fillResult[V] {
+	f := g.capture(key)
+	if remote && g.ownerFills() {
+		if addr := g.n.ownerOf(g.name, key); addr != "" {
+			if r, ok := g.fillFromOwner(ctx, addr, key, f); ok {
+				return r
+			}
+		}
+	}
+	return g.fillFromLoader(ctx, key, f)
+}
+
+// ownerFills reports whether this group's misses may ask the key's owner.
+// Groups with Tags do not: tag versions are local counters, so a requester
+// could not tell whether the owner's value predates a tag bump it applied.
+func (g *Group[V]) ownerFills() bool { return g.cfg.Tags == nil && g.n.peerCl != nil }
+
+// fillFromOwner asks the owner at addr; ok=false means "load here instead"
+// (the owner could not answer: counted as a fallback).
+func (g *Group[V]) fillFromOwner(ctx context.Context, addr, key string, f fence) (fillResult[V], bool) {
+	start := time.Now()
+	v, version, done, err := g.askOwner(ctx, addr, key, f.floor)
+	took := time.Since(start)
+	switch {
+	case err != nil && IsNotFound(err):
+		g.fills.owner.Add(1)
+		return g.notFound(key, max(version, f.floor), f, took, err), true
+	case err != nil: // our own caller's budget ended
+		return fillResult[V]{fence: f, err: &LoadError{Group: g.name, Key: key, Err: err}}, true
+	case !done:
+		g.fills.fallback.Add(1)
+		return fillResult[V]{}, false
+	}
+	g.fills.owner.Add(1)
+	return g.keep(key, f, v, version, took), true
+}
+
+// fillFromLoader calls the group's loader under a load slot.
+func (g *Group[V]) fillFromLoader(ctx context.Context, key string, f fence) fillResult[V] {
+	var stamp uint64
+	if g.cfg.Versioning == ClockVersions {
+		stamp = max(g.n.clock.now()-uint64(g.n.cfg.MaxClockSkew), f.floor)
+	}
+	v, version, took, err := g.callLoader(ctx, key)
+	if err != nil {
+		if IsNotFound(err) {
+			return g.notFound(key, max(stamp, f.floor), f, took, err)
+		}
+		return fillResult[V]{fence: f, err: &LoadError{Group: g.name, Key: key, Err: err}}
+	}
+	switch {
+	case g.cfg.Versioning == ClockVersions:
+		version = stamp
+	case version == 0:
+		g.ctr.loadErrors.Add(1)
+		return fillResult[V]{fence: f, err: &LoadError{Group: g.name, Key: key,
+			Err: fmt.Errorf("loader returned version 0 in a SourceVersions group (use ClockVersions when the source has no versions)")}}
+	}
+	return g.keep(key, f, v, version, took)
+}
+
+// callLoader runs the loader once, holding one of the node's load slots for
+// exactly as long, and counts the call (an overloaded node that got no
+// slot made none). A loader that panics does not take the process down (its
+// call may run on a flight's own goroutine, where nobody could recover it):
+// the panic is logged with its stack and returned as an error, as net/http
+// does for a handler.
+func (g *Group[V]) callLoader(ctx context.Context, key string) (v V, version uint64, took time.Duration, err error) {
+	if err := g.n.acquireLoad(ctx); err != nil {
+		return v, 0, 0, err
+	}
+	defer g.n.releaseLoad()
+	start := time.Now()
+	defer func() {
+		if p := recover(); p != nil {
+			g.n.cfg.Logger.Error("loader panicked", "group", g.name, "key", key, "panic", p, "stack", string(debug.Stack()))
+			err = fmt.Errorf("node: loader panicked: %v", p)
+		}
+		took = time.Since(start)
+		g.ctr.loads.Add(1)
+		g.fills.local.Add(1)
+		if err != nil && !IsNotFound(err) {
+			g.ctr.loadErrors.Add(1)
+		}
+		g.n.cfg.Observer.ObserveLoad(g.name, took, err)
+	}()
+	v, version, err = g.cfg.Loader.Load(ctx, key)
+	return v, version, 0, err
+}
+
+// keep stores a fetched value when its fence allows it and returns the result.
+func (g *Group[V]) keep(key string, f fence, v V, version uint64, took time.Duration) fillResult[V] {
+	r := fillResult[V]{val: v, version: version, fence: f}
+	if g.storable(f, took) {
+		e := local.Entry[V]{Value: v, Version: version, LoadTime: took}
+		r.stored = g.store(key, e, g.cost(key, v), g.cfg.TTL, f.tags)
+	}
+	return r
+}
+
+// notFound is a fill's "the source has no such key": version is the floor
+// (or clock stamp) captured before asking, so a reader checks it like a value
+// (a key created and invalidated meanwhile makes it stale), and with
+// NegativeTTL it is cached as an absent entry under the same fence.
+func (g *Group[V]) notFound(key string, version uint64, f fence, took time.Duration, err error) fillResult[V] {
+	if g.cfg.NegativeTTL > 0 && g.storable(f, took) {
+		g.store(key, local.Entry[V]{Version: version, Absent: true}, int64(len(key)+64), g.cfg.NegativeTTL, f.tags)
+	}
+	return fillResult[V]{version: version, fence: f, err: &LoadError{Group: g.name, Key: key, Err: err}}
+}
+
+// store hands e to the local store and counts the outcome.
+func (g *Group[V]) store(key string, e local.Entry[V], cost int64, ttl time.Duration, tags []local.TagVersion) bool {
+	if g.cache.Set(key, e, cost, ttl, tags) == local.Stored {
+		g.ctr.setsStored.Add(1)
+		return true
+	}
+	g.ctr.setsRejected.Add(1)
+	return false
+}
