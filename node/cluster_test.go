@@ -25,6 +25,13 @@ func memAddr(i int) string { return fmt.Sprintf("127.0.0.1:%d", 7001+i) }
 // startMember starts node i on nw (in memory) over src, joining member 0.
 func startMember(t *testing.T, nw *gossiptest.Network, i int, src *source, mut func(*Config)) *member {
 	t.Helper()
+	return startGatedMember(t, nw, i, src, mut, nil)
+}
+
+// startGatedMember is startMember with a gate its watchdog passes before each
+// trust step (nil = none), so a test can freeze it as a stopped process.
+func startGatedMember(t *testing.T, nw *gossiptest.Network, i int, src *source, mut func(*Config), gate *watchGate) *member {
+	t.Helper()
 	tr, err := nw.Transport(memAddr(i))
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +47,11 @@ func startMember(t *testing.T, nw *gossiptest.Network, i int, src *source, mut f
 	if mut != nil {
 		mut(&cfg)
 	}
-	n, err := Start(context.Background(), cfg)
+	var pause func()
+	if gate != nil {
+		pause = gate.pause
+	}
+	n, err := start(context.Background(), cfg, pause)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,13 +67,23 @@ func startMember(t *testing.T, nw *gossiptest.Network, i int, src *source, mut f
 // synctest bubble. It returns once every member trusts its cache and sees all.
 func memCluster(t *testing.T, nw *gossiptest.Network, size int, src *source, mut func(*Config)) []*member {
 	t.Helper()
+	return gatedCluster(t, nw, size, src, mut, nil)
+}
+
+// gatedCluster is memCluster whose last member's watchdog passes gate.
+func gatedCluster(t *testing.T, nw *gossiptest.Network, size int, src *source, mut func(*Config), gate *watchGate) []*member {
+	t.Helper()
 	// Registered first, so it runs after every node's Close: memberlist's
 	// Shutdown does not wait for its probe goroutines, which finish when their
 	// timers fire. On the bubble's fake clock this sleep is instant.
 	t.Cleanup(func() { time.Sleep(30 * time.Second) })
 	ms := make([]*member, size)
 	for i := range size {
-		ms[i] = startMember(t, nw, i, src, mut)
+		var g *watchGate
+		if i == size-1 {
+			g = gate
+		}
+		ms[i] = startGatedMember(t, nw, i, src, mut, g)
 	}
 	waitFor(t, time.Minute, "every member trusted and seeing all", func() bool {
 		for _, m := range ms {
@@ -328,20 +349,42 @@ func TestClusterRestartedNodeWaitsForSilentPeer(t *testing.T) {
 	})
 }
 
-// freezeWatchdog holds n's watchdog in its stall hook, as a frozen process
-// would, and returns once it is held; the returned func (also run at
-// cleanup, before the nodes' Close, which waits for the watchdog) lets it go.
-func freezeWatchdog(t *testing.T, n *Node) (release func()) {
-	entered, held := make(chan struct{}, 1), make(chan struct{})
-	hold := func() {
-		select {
-		case entered <- struct{}{}:
-		default:
-		}
-		<-held
+// watchGate is where a test holds a node's watchdog, as a frozen process
+// would: the watchdog passes it before each trust step.
+type watchGate struct {
+	mu      sync.Mutex
+	held    chan struct{} // nil = open
+	entered chan struct{}
+}
+
+func (g *watchGate) pause() {
+	g.mu.Lock()
+	held, entered := g.held, g.entered
+	g.mu.Unlock()
+	if held == nil {
+		return
 	}
-	n.stallHook.Store(&hold)
-	release = sync.OnceFunc(func() { close(held) })
+	select {
+	case entered <- struct{}{}:
+	default:
+	}
+	<-held
+}
+
+// freeze holds the watchdog at its next step and returns once it is held;
+// the returned func (also run at cleanup, before the nodes' Close, which
+// waits for the watchdog) lets it go.
+func (g *watchGate) freeze(t *testing.T) (release func()) {
+	held, entered := make(chan struct{}), make(chan struct{}, 1)
+	g.mu.Lock()
+	g.held, g.entered = held, entered
+	g.mu.Unlock()
+	release = sync.OnceFunc(func() {
+		g.mu.Lock()
+		g.held = nil
+		g.mu.Unlock()
+		close(held)
+	})
 	t.Cleanup(release)
 	<-entered
 	return release
@@ -350,7 +393,7 @@ func freezeWatchdog(t *testing.T, n *Node) (release func()) {
 // TestClusterFrozenNodeServesNothingCached is G5 across a stall: a node
 // whose process froze (SIGSTOP, a VM pause) for longer than MaxStaleness
 // missed invalidations meanwhile, and the first read after it wakes may run
-// before its watchdog does. The watchdog is held in stallHook to stand for
+// before its watchdog does. The watchdog is held at a watchGate to stand for
 // the frozen process; the read must go to the source, not to the cache its
 // last verdict (taken before the stall) still vouches for.
 func TestClusterFrozenNodeServesNothingCached(t *testing.T) {
@@ -358,14 +401,15 @@ func TestClusterFrozenNodeServesNothingCached(t *testing.T) {
 		src := newSource()
 		src.put("k", "v1")
 		nw := gossiptest.New(6)
-		ms := memCluster(t, nw, 3, src, nil)
+		gate := new(watchGate)
+		ms := gatedCluster(t, nw, 3, src, nil, gate)
 		frozen := ms[2]
 		if got := mustGet(t, frozen.g, "k"); got != "v1" {
 			t.Fatalf("Get = %q", got)
 		}
 		frozen.g.cache.Wait()
 
-		freezeWatchdog(t, frozen.n)
+		gate.freeze(t)
 		nw.Isolate(memAddr(2)) // what it misses while frozen
 		ver := src.put("k", "v2")
 		if err := ms[0].g.Invalidate(t.Context(), "k", ver); err != nil {
@@ -398,12 +442,13 @@ func TestClusterStallPastLeaseResyncs(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		src := newSource()
 		src.put("k", "v1")
-		ms := memCluster(t, gossiptest.New(8), 3, src, nil)
+		gate := new(watchGate)
+		ms := gatedCluster(t, gossiptest.New(8), 3, src, nil, gate)
 		n := ms[2]
 		mustGet(t, n.g, "k")
 		n.g.cache.Wait()
 
-		release := freezeWatchdog(t, n.n)
+		release := gate.freeze(t)
 		time.Sleep(2 * n.n.trustLease()) // frozen past the lease
 		if n.n.Trusted() {
 			t.Fatal("Trusted() past the lease")

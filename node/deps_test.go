@@ -44,8 +44,8 @@ func TestDeps(t *testing.T) {
 		{pkg: "local", forbid: []string{"github.com/hashicorp/", "github.com/prometheus/"}, external: library},
 		{pkg: "loader", external: nil},
 		{pkg: "gossip", forbid: []string{"github.com/dgraph-io/", "github.com/prometheus/"}, external: library},
-		{pkg: "node", ours: []string{"local", "gossip", "node/internal/peer", "node/internal/ring", "node/internal/flight"}, forbid: []string{"github.com/prometheus/"}, external: library},
-		{pkg: "metrics", ours: []string{"node", "local", "gossip", "node/internal/peer", "node/internal/ring", "node/internal/flight"}, external: append(append([]string{}, library...), metricsExtra...)},
+		{pkg: "node", ours: []string{"local", "gossip", "node/internal/peer", "node/internal/ring", "node/internal/flight", "node/internal/trust"}, forbid: []string{"github.com/prometheus/"}, external: library},
+		{pkg: "metrics", ours: []string{"node", "local", "gossip", "node/internal/peer", "node/internal/ring", "node/internal/flight", "node/internal/trust"}, external: append(append([]string{}, library...), metricsExtra...)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.pkg, func(t *testing.T) {

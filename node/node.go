@@ -12,6 +12,7 @@ import (
 
 	"github.com/nearcache/nearcache/gossip"
 	"github.com/nearcache/nearcache/node/internal/peer"
+	"github.com/nearcache/nearcache/node/internal/trust"
 )
 
 // Node is one member of a nearcache cluster: it holds the groups' local caches
@@ -36,10 +37,8 @@ type Node struct {
 	// has run again: the verdict alone would still say yes.
 	trusted    atomic.Bool
 	trustUntil atomic.Int64
-	earnSince  atomic.Int64 // ns since epoch peers must have spoken since to earn trust, or resyncDue
-	resyncing  atomic.Bool
+	wd         watchdog // the trust machine; unused when Standalone
 	epoch      time.Time
-	stallHook  atomic.Pointer[func()] // tests: runs before each trust check, to freeze the watchdog
 	closed     atomic.Bool
 
 	closing context.Context // cancelled by Close: cuts loads short, stops the watchdog
@@ -77,6 +76,12 @@ const initialJoinTimeout = 10 * time.Second
 // background and serves reads from the loader until it has caught up with a
 // peer (see MaxStaleness).
 func Start(ctx context.Context, cfg Config) (*Node, error) {
+	return start(ctx, cfg, nil)
+}
+
+// start is Start; pause, when not nil, runs before each trust step (tests
+// freeze the watchdog with it).
+func start(ctx context.Context, cfg Config, pause func()) (*Node, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -128,10 +133,18 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		}
 		n.cluster = c
 		n.updateOwners(c.Members())
-		n.earnSince.Store(int64(time.Since(n.epoch))) // the peers must speak to it after its join
+		// The peers must speak to it after its join.
+		m, err := trust.New(n.trustLease(), n.since(time.Now()))
+		if err != nil {
+			n.closePeers()
+			n.cancel()
+			_ = c.Close()
+			return nil, fmt.Errorf("node: %w", err)
+		}
+		n.wd.m = m
 		n.checkTrust(time.Now())
 		n.watchWG.Add(1)
-		go n.watch()
+		go n.watch(pause)
 	}
 	cfg.Observer.Attach(n.Stats)
 	return n, nil

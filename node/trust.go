@@ -2,34 +2,30 @@ package node
 
 import (
 	"context"
-	"fmt"
 	"math"
+	"sync"
 	"time"
+
+	"github.com/nearcache/nearcache/node/internal/trust"
 )
 
-// The trust state machine (G5). The watchdog (watch) re-evaluates a few
-// times per MaxStaleness; reads go by the lease it leaves (servable).
-//
-//   - A good verdict (trustVerdict) renews the lease: cached values may be
-//     served for trustLease after it.
-//   - A node that is not trusted earns trust only once every live peer has
-//     spoken to it (a batch or a heartbeat) since it lost trust or started:
-//     a peer sends those only to members it counts as alive, and one that
-//     still takes this node for dead (it restarted, it was frozen) would
-//     neither send it invalidations nor wait for its acknowledgement.
-//     Earning trust purges every group: what was missed cannot linger.
-//   - A lease that ran out before the watchdog renewed it means the process
-//     stalled (SIGSTOP, a VM pause, starvation): what it heard on waking may
-//     be old (socket buffers) and its peers may have taken it for dead. It
-//     loses trust and earns it back only after a state exchange of its own
-//     with every live peer (Resync) and after every one has spoken since.
+// Trust (G5) is a pure state machine (node/internal/trust, where its rules
+// are written); this file is the thin watchdog that drives it: every
+// watchPeriod it steps the machine with the clock and the cluster's health,
+// carries out what the step asks (purge, resync, log, count) and publishes
+// the lease that reads go by (servable).
 
 // forever is trustUntil of a node with no cluster to miss.
 const forever = math.MaxInt64
 
-// resyncDue in earnSince: a state exchange with every live peer must finish
-// before trust can be earned.
-const resyncDue = -1
+// watchdog owns the trust machine of a clustered node.
+type watchdog struct {
+	// mu guards m and resyncing: the watchdog goroutine steps the machine,
+	// a finishing resync reports back to it.
+	mu        sync.Mutex
+	m         *trust.Machine
+	resyncing bool
+}
 
 // servable reports whether cached values may be served now: the watchdog's
 // last good verdict is younger than its lease. One monotonic clock read
@@ -54,9 +50,11 @@ func (n *Node) servableNow() (bool, int64) {
 	return u > now, now
 }
 
-// watch re-evaluates trust (G5): every watchPeriod while trusted, faster
-// while earning it (so a joining node is ready soon after its peers speak).
-func (n *Node) watch() {
+// watch steps the trust machine until Close: every watchPeriod while
+// trusted, faster while earning trust (so a joining node is ready soon after
+// its peers speak). pause, when not nil, runs before each step: tests hold it
+// to stand for a frozen process; production passes nil.
+func (n *Node) watch(pause func()) {
 	defer n.watchWG.Done()
 	t := time.NewTimer(n.watchPeriod())
 	defer t.Stop()
@@ -65,8 +63,8 @@ func (n *Node) watch() {
 		case <-n.closing.Done():
 			return
 		case <-t.C:
-			if h := n.stallHook.Load(); h != nil {
-				(*h)()
+			if pause != nil {
+				pause()
 			}
 			// The timer's own time may predate a stall; judge by the clock.
 			n.checkTrust(time.Now())
@@ -89,71 +87,62 @@ func (n *Node) watchPeriod() time.Duration {
 // pause) neither interrupts hits nor counts as a stall.
 func (n *Node) trustLease() time.Duration { return n.cfg.MaxStaleness / 2 }
 
-// checkTrust sets the verdict and the lease from the cluster's health. A good
+// since is now as the machine counts time: monotonic ns since n.epoch.
+func (n *Node) since(now time.Time) int64 { return int64(now.Sub(n.epoch)) }
+
+// checkTrust steps the machine at now and carries out its actions. A good
 // verdict at now counts the peers heard since now - (MaxStaleness - lease):
 // until now + lease, what it counted is younger than MaxStaleness.
 func (n *Node) checkTrust(now time.Time) {
-	lease := n.trustLease()
-	at := int64(now.Sub(n.epoch))
-	was := n.trusted.Load()
-	if was && at > n.trustUntil.Load() && !brokenNoFreshness {
-		n.distrust("stalled past the trust lease (frozen, paused or starved)", resyncDue)
-		was = false
+	ok, why := trustVerdict(n.cluster.HealthSince(now.Add(-(n.cfg.MaxStaleness - n.trustLease()))))
+	in := trust.Input{
+		Now:    n.since(now),
+		Health: trust.Verdict{OK: ok, Why: why},
+		Silent: func(since int64) int { return n.cluster.SilentSince(n.epoch.Add(time.Duration(since))) },
 	}
-	since := n.earnSince.Load()
-	if since == resyncDue {
-		n.startResync()
+	w := &n.wd
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	a := w.m.Step(in)
+	if a.Lost != "" {
+		n.trusted.Store(false)
+		n.trustUntil.Store(0)
+		n.degradedTransition.Add(1)
+		n.cfg.Logger.Warn("cache not trusted: reads bypass it", "why", a.Lost)
 	}
-	ok, why := trustVerdict(n.cluster.HealthSince(now.Add(-(n.cfg.MaxStaleness - lease))))
-	if ok && !was {
-		if since == resyncDue {
-			ok, why = false, "exchanging state with every live peer after a stall"
-		} else if k := n.cluster.SilentSince(n.epoch.Add(time.Duration(since))); k > 0 {
-			ok, why = false, fmt.Sprintf("%d live peer(s) have not spoken to this node yet (they may still count it as dead)", k)
-		}
+	if a.Resync != 0 && !w.resyncing {
+		w.resyncing = true
+		n.startResync(a.Resync)
 	}
-	switch {
-	case ok && !was:
+	if a.Purge {
 		n.eachGroup(func(g groupHandle) { g.purge() })
 		n.trusted.Store(true)
-		n.cfg.Logger.Info("cache trusted", "why", why)
-	case !ok && was:
-		n.distrust(why, at)
+		n.cfg.Logger.Info("cache trusted", "why", a.Earned)
 	}
-	if ok {
-		n.trustUntil.Store(at + int64(lease))
+	if w.m.Trusted() {
+		n.trustUntil.Store(w.m.Until())
 	}
 }
 
-// distrust withdraws trust; earnSince is when peers must have spoken since
-// (ns since epoch), or resyncDue.
-func (n *Node) distrust(why string, earnSince int64) {
-	n.trusted.Store(false)
-	n.trustUntil.Store(0)
-	n.earnSince.Store(earnSince)
-	n.degradedTransition.Add(1)
-	n.cfg.Logger.Warn("cache not trusted: reads bypass it", "why", why)
-}
-
-// startResync runs one state exchange with every live peer in the
-// background, unless one is running; when every peer answered, trust can be
-// earned from then on. The watchdog retries on its next tick otherwise.
-func (n *Node) startResync() {
-	if !n.resyncing.CompareAndSwap(false, true) {
-		return
-	}
+// startResync runs state exchange number gen with every live peer in the
+// background; when every peer answered, the machine hears of it. If not,
+// the machine asks again on a later step.
+func (n *Node) startResync(gen uint64) {
 	n.watchWG.Add(1)
 	go func() {
 		defer n.watchWG.Done()
-		defer n.resyncing.Store(false)
 		ctx, cancel := context.WithTimeout(n.closing, n.cfg.MaxStaleness)
 		defer cancel()
 		answered, asked, err := n.cluster.Resync(ctx)
+		n.wd.mu.Lock()
+		defer n.wd.mu.Unlock()
+		n.wd.resyncing = false
 		if answered < asked {
 			n.cfg.Logger.Debug("resync after a stall: not every peer answered", "answered", answered, "asked", asked, "err", err)
 			return
 		}
-		n.earnSince.CompareAndSwap(resyncDue, int64(time.Since(n.epoch)))
-		n.cfg.Logger.Info("resynced after a stall", "peers", asked)
+		if n.wd.m.Resynced(gen, n.since(time.Now())) {
+			n.cfg.Logger.Info("resynced after a stall", "peers", asked)
+		}
 	}()
 }
