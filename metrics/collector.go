@@ -7,69 +7,155 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// descs are the descriptions of the metrics read from node.Stats at scrape
-// time. They depend only on the namespace, so a Metrics builds them once.
+// family is one metric family read from node.Stats at scrape time: its
+// name, help and labels (a per-group family has "group" first).
+type family struct {
+	name, help string
+	labels     []string
+}
+
+// The families, in the order Describe sends them.
+var families = []family{
+	{"gets_total", "Gets by result: hit (served from the local cache), miss (loaded or joined a load), stale_rejected (a load below the key's version floor was refused), bypass (Verified or Authoritative read), degraded (read while the node did not trust its cache).", []string{"group", "result"}},
+	{"loads_total", "Loader calls by outcome.", []string{"group", "outcome"}},
+	{"coalesced_waits_total", "Gets that waited for another caller's load instead of loading.", []string{"group"}},
+	{"invalidations_total", "Invalidations by direction: sent (published by this node), received (from other nodes), applied (received ones that raised a floor or bumped a tag).", []string{"group", "direction"}},
+	{"purges_total", "Whole-group purges of the local cache (unrepairable gap, regained trust).", []string{"group"}},
+	{"fills_total", "Fills by source: local (a loader call here: as the key's owner, alone, or falling back), owner (served by the key's owner), fallback (the owner could not answer; loaded here), served (answered as owner for peers).", []string{"group", "source"}},
+	{"owner_errors_total", "Failed requests to key owners by kind: transport (dial, i/o, decode, authentication), timeout (no answer within OwnerTimeout), refused (membership or key), owner (the owner answered with an error, overload or below our floor).", []string{"group", "kind"}},
+	{"expiry_events_total", "Expiry control by event: early_refresh (a hot key reloaded in the background before its TTL ended), negative_hit (not-found answered from a negative entry), stale_served (an expired value served because its reload failed).", []string{"group", "event"}},
+	{"local_floors", "Version floors held by the local store.", []string{"group"}},
+	{"local_floors_folded_total", "Version floors folded into coarse buckets because the floor memory bound was reached.", []string{"group"}},
+	{"local_sets_total", "Local store sets by result: stored, or rejected (by floor, tag, supersession or the store).", []string{"group", "result"}},
+	{"local_keys_added_total", "Keys added to the local store (ristretto).", []string{"group"}},
+	{"local_keys_evicted_total", "Keys evicted from the local store (ristretto).", []string{"group"}},
+	{"local_cost_added_total", "Cost added to the local store (ristretto).", []string{"group"}},
+	{"local_cost_evicted_total", "Cost evicted from the local store (ristretto).", []string{"group"}},
+
+	{"members", "Cluster members this node sees alive, itself included.", nil},
+	{"trusted", "1 while the node trusts its cache, 0 while degraded (it has not heard from the cluster within MaxStaleness).", nil},
+	{"degraded_transitions_total", "Times the node stopped trusting its cache.", nil},
+	{"last_heard_seconds", "Seconds since the least recently heard live peer was heard on the invalidation stream (0 without peers).", nil},
+	{"gossip_gaps_detected_total", "Missing invalidation sequence numbers noticed.", nil},
+	{"gossip_repaired_total", "Missing invalidations recovered by repair or anti-entropy.", nil},
+	{"gossip_unrepairable_total", "Gaps nobody could repair; each purges the caches.", nil},
+	{"gossip_pending_gaps", "Gaps not yet repaired.", nil},
+	{"gossip_published_total", "Invalidations this node published.", nil},
+	{"gossip_received_total", "Remote invalidations received for the first time.", nil},
+	{"gossip_duplicates_total", "Remote invalidations received again and dropped.", nil},
+	{"gossip_messages_total", "Gossip messages by direction.", []string{"direction"}},
+	{"gossip_decode_errors_total", "Gossip messages that failed to decode.", nil},
+	{"gossip_rejoins_total", "Times the node rejoined the cluster from its seed list.", nil},
+}
+
+// sample is one value of a family: a counter unless gauge, with the label
+// value after "group" ("" = the family has no such label).
+type sample[S any] struct {
+	family string
+	label  string
+	gauge  bool
+	value  func(*S) float64
+}
+
+func u(v uint64) float64 { return float64(v) }
+
+// groupSamples are read from each node.GroupStats.
+var groupSamples = []sample[node.GroupStats]{
+	{"gets_total", "hit", false, func(g *node.GroupStats) float64 { return u(g.Hits) }},
+	{"gets_total", "miss", false, func(g *node.GroupStats) float64 { return u(g.Misses) }},
+	{"gets_total", "stale_rejected", false, func(g *node.GroupStats) float64 { return u(g.StaleRejected) }},
+	{"gets_total", "bypass", false, func(g *node.GroupStats) float64 { return u(g.Bypass) }},
+	{"gets_total", "degraded", false, func(g *node.GroupStats) float64 { return u(g.Degraded) }},
+	// Loads counts every loader call, failed ones included.
+	{"loads_total", "ok", false, func(g *node.GroupStats) float64 { return u(g.Loads - min(g.LoadErrors, g.Loads)) }},
+	{"loads_total", "error", false, func(g *node.GroupStats) float64 { return u(g.LoadErrors) }},
+	{"coalesced_waits_total", "", false, func(g *node.GroupStats) float64 { return u(g.Coalesced) }},
+	{"invalidations_total", "sent", false, func(g *node.GroupStats) float64 { return u(g.InvalidationsSent) }},
+	{"invalidations_total", "received", false, func(g *node.GroupStats) float64 { return u(g.InvalidationsReceived) }},
+	{"invalidations_total", "applied", false, func(g *node.GroupStats) float64 { return u(g.InvalidationsApplied) }},
+	{"purges_total", "", false, func(g *node.GroupStats) float64 { return u(g.Purges) }},
+	{"fills_total", "local", false, func(g *node.GroupStats) float64 { return u(g.FillsLocal) }},
+	{"fills_total", "owner", false, func(g *node.GroupStats) float64 { return u(g.FillsOwner) }},
+	{"fills_total", "fallback", false, func(g *node.GroupStats) float64 { return u(g.FillsFallback) }},
+	{"fills_total", "served", false, func(g *node.GroupStats) float64 { return u(g.FillsServed) }},
+	{"owner_errors_total", "transport", false, func(g *node.GroupStats) float64 { return u(g.OwnerErrors.Transport) }},
+	{"owner_errors_total", "timeout", false, func(g *node.GroupStats) float64 { return u(g.OwnerErrors.Timeout) }},
+	{"owner_errors_total", "refused", false, func(g *node.GroupStats) float64 { return u(g.OwnerErrors.Refused) }},
+	{"owner_errors_total", "owner", false, func(g *node.GroupStats) float64 { return u(g.OwnerErrors.Owner) }},
+	{"expiry_events_total", "early_refresh", false, func(g *node.GroupStats) float64 { return u(g.EarlyRefreshes) }},
+	{"expiry_events_total", "negative_hit", false, func(g *node.GroupStats) float64 { return u(g.NegativeHits) }},
+	{"expiry_events_total", "stale_served", false, func(g *node.GroupStats) float64 { return u(g.StaleServed) }},
+	{"local_floors", "", true, func(g *node.GroupStats) float64 { return float64(g.Local.Floors) }},
+	{"local_floors_folded_total", "", false, func(g *node.GroupStats) float64 { return u(g.Local.FloorsFolded) }},
+	{"local_sets_total", "stored", false, func(g *node.GroupStats) float64 { return u(g.Local.SetsStored) }},
+	{"local_sets_total", "rejected", false, func(g *node.GroupStats) float64 { return u(g.Local.SetsRejected) }},
+	{"local_keys_added_total", "", false, func(g *node.GroupStats) float64 { return u(g.Local.KeysAdded) }},
+	{"local_keys_evicted_total", "", false, func(g *node.GroupStats) float64 { return u(g.Local.KeysEvicted) }},
+	{"local_cost_added_total", "", false, func(g *node.GroupStats) float64 { return u(g.Local.CostAdded) }},
+	{"local_cost_evicted_total", "", false, func(g *node.GroupStats) float64 { return u(g.Local.CostEvicted) }},
+}
+
+// nodeSamples are read from node.Stats.
+var nodeSamples = []sample[node.Stats]{
+	{"members", "", true, func(s *node.Stats) float64 { return float64(s.Members) }},
+	{"trusted", "", true, func(s *node.Stats) float64 { return b2f(s.Trusted) }},
+	{"last_heard_seconds", "", true, func(s *node.Stats) float64 { return s.LastHeard.Seconds() }},
+	{"degraded_transitions_total", "", false, func(s *node.Stats) float64 { return u(s.Cluster.DegradedTransition) }},
+	{"gossip_gaps_detected_total", "", false, func(s *node.Stats) float64 { return u(s.Cluster.GapsDetected) }},
+	{"gossip_repaired_total", "", false, func(s *node.Stats) float64 { return u(s.Cluster.Repaired) }},
+	{"gossip_unrepairable_total", "", false, func(s *node.Stats) float64 { return u(s.Cluster.Unrepairable) }},
+	{"gossip_pending_gaps", "", true, func(s *node.Stats) float64 { return float64(s.Cluster.PendingGaps) }},
+	{"gossip_published_total", "", false, func(s *node.Stats) float64 { return u(s.Cluster.Published) }},
+	{"gossip_received_total", "", false, func(s *node.Stats) float64 { return u(s.Cluster.Received) }},
+	{"gossip_duplicates_total", "", false, func(s *node.Stats) float64 { return u(s.Cluster.Duplicates) }},
+	{"gossip_messages_total", "sent", false, func(s *node.Stats) float64 { return u(s.Cluster.MessagesSent) }},
+	{"gossip_messages_total", "received", false, func(s *node.Stats) float64 { return u(s.Cluster.MessagesReceived) }},
+	{"gossip_decode_errors_total", "", false, func(s *node.Stats) float64 { return u(s.Cluster.DecodeErrors) }},
+	{"gossip_rejoins_total", "", false, func(s *node.Stats) float64 { return u(s.Cluster.Rejoins) }},
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// descs are the families' descriptions. They depend only on the namespace,
+// so a Metrics builds them once.
 type descs struct {
-	// Per group.
-	gets, loads, coalesced, invalidations, purges  *prometheus.Desc
-	fills, ownerErrors, expiry                     *prometheus.Desc
-	floors, floorsFolded, sets                     *prometheus.Desc
-	keysAdded, keysEvicted, costAdded, costEvicted *prometheus.Desc
-	// Node-wide.
-	members, trusted, degradedTransitions, lastHeard                 *prometheus.Desc
-	gaps, repaired, unrepairable, pendingGaps                        *prometheus.Desc
-	published, received, duplicates, messages, decodeErrors, rejoins *prometheus.Desc
+	order  []*prometheus.Desc
+	byName map[string]*prometheus.Desc
 }
 
 func newDescs(ns string) *descs {
-	d := func(name, help string, labels ...string) *prometheus.Desc {
-		return prometheus.NewDesc(prometheus.BuildFQName(ns, "", name), help, labels, nil)
+	d := &descs{byName: make(map[string]*prometheus.Desc, len(families))}
+	for _, f := range families {
+		x := prometheus.NewDesc(prometheus.BuildFQName(ns, "", f.name), f.help, f.labels, nil)
+		d.order = append(d.order, x)
+		d.byName[f.name] = x
 	}
-	return &descs{
-		gets:          d("gets_total", "Gets by result: hit (served from the local cache), miss (loaded or joined a load), stale_rejected (a load below the key's version floor was refused), bypass (Verified or Authoritative read), degraded (read while the node did not trust its cache).", "group", "result"),
-		loads:         d("loads_total", "Loader calls by outcome.", "group", "outcome"),
-		coalesced:     d("coalesced_waits_total", "Gets that waited for another caller's load instead of loading.", "group"),
-		invalidations: d("invalidations_total", "Invalidations by direction: sent (published by this node), received (from other nodes), applied (received ones that raised a floor or bumped a tag).", "group", "direction"),
-		purges:        d("purges_total", "Whole-group purges of the local cache (unrepairable gap, regained trust).", "group"),
-		fills:         d("fills_total", "Fills by source: local (a loader call here: as the key's owner, alone, or falling back), owner (served by the key's owner), fallback (the owner could not answer; loaded here), served (answered as owner for peers).", "group", "source"),
-		ownerErrors:   d("owner_errors_total", "Failed requests to key owners by kind: transport (dial, i/o, decode, authentication), timeout (no answer within OwnerTimeout), refused (membership or key), owner (the owner answered with an error, overload or below our floor).", "group", "kind"),
-		expiry:        d("expiry_events_total", "Expiry control by event: early_refresh (a hot key reloaded in the background before its TTL ended), negative_hit (not-found answered from a negative entry), stale_served (an expired value served because its reload failed).", "group", "event"),
-
-		floors:       d("local_floors", "Version floors held by the local store.", "group"),
-		floorsFolded: d("local_floors_folded_total", "Version floors folded into coarse buckets because the floor memory bound was reached.", "group"),
-		sets:         d("local_sets_total", "Local store sets by result: stored, or rejected (by floor, tag, supersession or the store).", "group", "result"),
-		keysAdded:    d("local_keys_added_total", "Keys added to the local store (ristretto).", "group"),
-		keysEvicted:  d("local_keys_evicted_total", "Keys evicted from the local store (ristretto).", "group"),
-		costAdded:    d("local_cost_added_total", "Cost added to the local store (ristretto).", "group"),
-		costEvicted:  d("local_cost_evicted_total", "Cost evicted from the local store (ristretto).", "group"),
-
-		members:             d("members", "Cluster members this node sees alive, itself included."),
-		trusted:             d("trusted", "1 while the node trusts its cache, 0 while degraded (it has not heard from the cluster within MaxStaleness)."),
-		degradedTransitions: d("degraded_transitions_total", "Times the node stopped trusting its cache."),
-		lastHeard:           d("last_heard_seconds", "Seconds since the least recently heard live peer was heard on the invalidation stream (0 without peers)."),
-
-		gaps:         d("gossip_gaps_detected_total", "Missing invalidation sequence numbers noticed."),
-		repaired:     d("gossip_repaired_total", "Missing invalidations recovered by repair or anti-entropy."),
-		unrepairable: d("gossip_unrepairable_total", "Gaps nobody could repair; each purges the caches."),
-		pendingGaps:  d("gossip_pending_gaps", "Gaps not yet repaired."),
-		published:    d("gossip_published_total", "Invalidations this node published."),
-		received:     d("gossip_received_total", "Remote invalidations received for the first time."),
-		duplicates:   d("gossip_duplicates_total", "Remote invalidations received again and dropped."),
-		messages:     d("gossip_messages_total", "Gossip messages by direction.", "direction"),
-		decodeErrors: d("gossip_decode_errors_total", "Gossip messages that failed to decode."),
-		rejoins:      d("gossip_rejoins_total", "Times the node rejoined the cluster from its seed list."),
-	}
+	return d
 }
 
 func (d *descs) describe(ch chan<- *prometheus.Desc) {
-	for _, x := range []*prometheus.Desc{
-		d.gets, d.loads, d.coalesced, d.invalidations, d.purges, d.fills, d.ownerErrors, d.expiry,
-		d.floors, d.floorsFolded, d.sets, d.keysAdded, d.keysEvicted, d.costAdded, d.costEvicted,
-		d.members, d.trusted, d.degradedTransitions, d.lastHeard,
-		d.gaps, d.repaired, d.unrepairable, d.pendingGaps,
-		d.published, d.received, d.duplicates, d.messages, d.decodeErrors, d.rejoins,
-	} {
+	for _, x := range d.order {
 		ch <- x
+	}
+}
+
+// emit sends every sample of s, labels first with the given prefix labels.
+func emit[S any](ch chan<- prometheus.Metric, d *descs, samples []sample[S], s *S, prefix ...string) {
+	for _, m := range samples {
+		typ := prometheus.CounterValue
+		if m.gauge {
+			typ = prometheus.GaugeValue
+		}
+		labels := prefix
+		if m.label != "" {
+			labels = append(append(make([]string, 0, len(prefix)+1), prefix...), m.label)
+		}
+		ch <- prometheus.MustNewConstMetric(d.byName[m.family], typ, m.value(s), labels...)
 	}
 }
 
@@ -141,72 +227,9 @@ func (a *attachment) Collect(ch chan<- prometheus.Metric) {
 }
 
 func (a *attachment) collectNode(ch chan<- prometheus.Metric, s *node.Stats) {
-	d := a.descs
-	gauge := func(desc *prometheus.Desc, v float64) {
-		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v)
-	}
-	counter := func(desc *prometheus.Desc, v uint64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(desc, prometheus.CounterValue, float64(v), labels...)
-	}
-	trusted := 0.0
-	if s.Trusted {
-		trusted = 1
-	}
-	gauge(d.members, float64(s.Members))
-	gauge(d.trusted, trusted)
-	gauge(d.lastHeard, s.LastHeard.Seconds())
-	c := &s.Cluster
-	counter(d.degradedTransitions, c.DegradedTransition)
-	counter(d.gaps, c.GapsDetected)
-	counter(d.repaired, c.Repaired)
-	counter(d.unrepairable, c.Unrepairable)
-	gauge(d.pendingGaps, float64(c.PendingGaps))
-	counter(d.published, c.Published)
-	counter(d.received, c.Received)
-	counter(d.duplicates, c.Duplicates)
-	counter(d.messages, c.MessagesSent, "sent")
-	counter(d.messages, c.MessagesReceived, "received")
-	counter(d.decodeErrors, c.DecodeErrors)
-	counter(d.rejoins, c.Rejoins)
+	emit(ch, a.descs, nodeSamples, s)
 }
 
 func (a *attachment) collectGroup(ch chan<- prometheus.Metric, g *node.GroupStats) {
-	d := a.descs
-	group := validLabel(g.Name)
-	counter := func(desc *prometheus.Desc, v uint64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(desc, prometheus.CounterValue, float64(v), append([]string{group}, labels...)...)
-	}
-	counter(d.gets, g.Hits, "hit")
-	counter(d.gets, g.Misses, "miss")
-	counter(d.gets, g.StaleRejected, "stale_rejected")
-	counter(d.gets, g.Bypass, "bypass")
-	counter(d.gets, g.Degraded, "degraded")
-	// Loads counts every loader call, failed ones included.
-	counter(d.loads, g.Loads-min(g.LoadErrors, g.Loads), "ok")
-	counter(d.loads, g.LoadErrors, "error")
-	counter(d.coalesced, g.Coalesced)
-	counter(d.invalidations, g.InvalidationsSent, "sent")
-	counter(d.invalidations, g.InvalidationsReceived, "received")
-	counter(d.invalidations, g.InvalidationsApplied, "applied")
-	counter(d.purges, g.Purges)
-	counter(d.fills, g.FillsLocal, "local")
-	counter(d.fills, g.FillsOwner, "owner")
-	counter(d.fills, g.FillsFallback, "fallback")
-	counter(d.fills, g.FillsServed, "served")
-	counter(d.ownerErrors, g.OwnerErrors.Transport, "transport")
-	counter(d.ownerErrors, g.OwnerErrors.Timeout, "timeout")
-	counter(d.ownerErrors, g.OwnerErrors.Refused, "refused")
-	counter(d.ownerErrors, g.OwnerErrors.Owner, "owner")
-	counter(d.expiry, g.EarlyRefreshes, "early_refresh")
-	counter(d.expiry, g.NegativeHits, "negative_hit")
-	counter(d.expiry, g.StaleServed, "stale_served")
-	l := &g.Local
-	ch <- prometheus.MustNewConstMetric(d.floors, prometheus.GaugeValue, float64(l.Floors), group)
-	counter(d.floorsFolded, l.FloorsFolded)
-	counter(d.sets, l.SetsStored, "stored")
-	counter(d.sets, l.SetsRejected, "rejected")
-	counter(d.keysAdded, l.KeysAdded)
-	counter(d.keysEvicted, l.KeysEvicted)
-	counter(d.costAdded, l.CostAdded)
-	counter(d.costEvicted, l.CostEvicted)
+	emit(ch, a.descs, groupSamples, g, validLabel(g.Name))
 }

@@ -48,15 +48,15 @@ func (g *Group[V]) fillFromOwner(ctx context.Context, addr, key string, f fence)
 	took := time.Since(start)
 	switch {
 	case err != nil && IsNotFound(err):
-		g.fills.owner.Add(1)
+		g.ctr.inc(cFillsOwner)
 		return g.notFound(key, max(version, f.floor), f, took, err), true
 	case err != nil: // our own caller's budget ended
 		return fillResult[V]{fence: f, err: &LoadError{Group: g.name, Key: key, Err: err}}, true
 	case !done:
-		g.fills.fallback.Add(1)
+		g.ctr.inc(cFillsFallback)
 		return fillResult[V]{}, false
 	}
-	g.fills.owner.Add(1)
+	g.ctr.inc(cFillsOwner)
 	return g.keep(key, f, v, version, took), true
 }
 
@@ -77,7 +77,7 @@ func (g *Group[V]) fillFromLoader(ctx context.Context, key string, f fence) fill
 	case g.cfg.Versioning == ClockVersions:
 		version = stamp
 	case version == 0:
-		g.ctr.loadErrors.Add(1)
+		g.ctr.inc(cLoadErrors)
 		return fillResult[V]{fence: f, err: &LoadError{Group: g.name, Key: key,
 			Err: fmt.Errorf("loader returned version 0 in a SourceVersions group (use ClockVersions when the source has no versions)")}}
 	}
@@ -102,10 +102,10 @@ func (g *Group[V]) callLoader(ctx context.Context, key string) (v V, version uin
 			err = fmt.Errorf("node: loader panicked: %v", p)
 		}
 		took = time.Since(start)
-		g.ctr.loads.Add(1)
-		g.fills.local.Add(1)
+		g.ctr.inc(cLoads)
+		g.ctr.inc(cFillsLocal)
 		if err != nil && !IsNotFound(err) {
-			g.ctr.loadErrors.Add(1)
+			g.ctr.inc(cLoadErrors)
 		}
 		g.n.cfg.Observer.ObserveLoad(g.name, took, err)
 	}()
@@ -137,9 +137,9 @@ func (g *Group[V]) notFound(key string, version uint64, f fence, took time.Durat
 // store hands e to the local store and counts the outcome.
 func (g *Group[V]) store(key string, e local.Entry[V], cost int64, ttl time.Duration, tags []local.TagVersion) bool {
 	if g.cache.Set(key, e, cost, ttl, tags) == local.Stored {
-		g.ctr.setsStored.Add(1)
+		g.ctr.inc(cSetsStored)
 		return true
 	}
-	g.ctr.setsRejected.Add(1)
+	g.ctr.inc(cSetsRejected)
 	return false
 }

@@ -41,7 +41,7 @@ func (g *Group[V]) joinFill(ctx context.Context, fk flightKey) (fillResult[V], e
 		return fillResult[V]{}, ErrClosed
 	}
 	if !started {
-		g.ctr.coalesced.Add(1)
+		g.ctr.inc(cCoalesced)
 	}
 	return c.Wait(ctx)
 }

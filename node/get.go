@@ -63,7 +63,7 @@ func (g *Group[V]) Get(ctx context.Context, key string, opts ...ReadOption) (V, 
 				g.maybeRefresh(key, e)
 			}
 			if e.Absent {
-				g.ctr.negativeHits.Add(1)
+				g.ctr.inc(cNegativeHits)
 				var zero V
 				return zero, g.absent
 			}
@@ -84,24 +84,24 @@ func (g *Group[V]) get(ctx context.Context, key string, mode readMode) (V, error
 	}
 	trusted := g.n.servable()
 	if !trusted {
-		g.ctr.degraded.Add(1)
+		g.ctr.inc(cDegraded)
 		if g.n.cfg.Degraded == DegradedFail {
 			return zero, ErrDegraded
 		}
 	}
 	switch mode {
 	case readVerified:
-		g.ctr.bypass.Add(1)
+		g.ctr.inc(cBypass)
 		if v, ok, err := g.verify(ctx, key, trusted); ok || err != nil {
 			return v, err
 		}
 		return g.load(ctx, key, false)
 	case readAuthoritative:
-		g.ctr.bypass.Add(1)
+		g.ctr.inc(cBypass)
 		return g.load(ctx, key, false)
 	default:
 		if trusted {
-			g.ctr.misses.Add(1)
+			g.ctr.inc(cMisses)
 		}
 		return g.load(ctx, key, true)
 	}
@@ -118,7 +118,7 @@ func (g *Group[V]) verify(ctx context.Context, key string, trusted bool) (v V, o
 	if !hit {
 		return v, false, nil
 	}
-	g.ctr.verifyLookups.Add(1)
+	g.ctr.inc(cVerifyLookups)
 	ctx, cancel := context.WithTimeout(ctx, g.n.cfg.LoadTimeout)
 	defer cancel()
 	ver, err := vl.LoadVersion(ctx, key)
@@ -167,7 +167,7 @@ func (g *Group[V]) load(ctx context.Context, key string, shared bool) (V, error)
 		if r.err == nil && g.admits(key, r.fence, r.version) {
 			return r.val, nil
 		}
-		g.ctr.staleRejected.Add(1)
+		g.ctr.inc(cStaleRejected)
 		if attempt+1 >= minStaleTries && (g.cfg.Versioning != SourceVersions || time.Since(began)+pause > g.n.cfg.LoadTimeout) {
 			break // ClockVersions: a fresh stamp was due at once; no pause helps
 		}
@@ -207,7 +207,7 @@ func (g *Group[V]) maybeRefresh(key string, e *local.Entry[V]) {
 	// One refresh per stored entry: until the refreshed entry is visible
 	// (ristretto applies Sets asynchronously) readers still see this one.
 	if e.ClaimRefresh() && g.startRefresh(key) {
-		g.ctr.earlyRefreshes.Add(1)
+		g.ctr.inc(cEarlyRefreshes)
 	}
 }
 
@@ -219,6 +219,6 @@ func (g *Group[V]) staleOnError(key string) (V, bool) {
 	if !ok || e.Absent || e.ExpireAt == 0 || g.cache.Now()-e.ExpireAt > int64(g.n.cfg.MaxStaleness) {
 		return zero, false
 	}
-	g.ctr.staleServed.Add(1)
+	g.ctr.inc(cStaleServed)
 	return e.Value, true
 }

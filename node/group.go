@@ -71,27 +71,16 @@ type Group[V any] struct {
 	name  string
 	cfg   GroupConfig[V]
 	cache *local.Cache[V]
-	ctr   groupCounters
+	ctr   counters
 
 	// purgeEpoch changes on every purge; a fill that started before it is not stored.
 	purgeEpoch atomic.Uint64
-
-	fills fillCounters
 
 	absent     error   // returned for cached negative entries (no allocation on the hit path)
 	beta       float64 // XFetch beta; 0 = early refresh off
 	checkStale bool    // StaleOnError: entries outlive their TTL by MaxStaleness; hits check ExpireAt
 
 	flights flight.Group[flightKey, fillResult[V]] // loads in flight, shared by their readers
-}
-
-type groupCounters struct {
-	misses, staleRejected, bypass, degraded   atomic.Uint64
-	loads, loadErrors, coalesced              atomic.Uint64
-	sent, received, applied, purges           atomic.Uint64
-	setsStored, setsRejected                  atomic.Uint64
-	earlyRefreshes, negativeHits, staleServed atomic.Uint64
-	verifyLookups                             atomic.Uint64 // store hits that were Verified reads' look-ups, not served hits
 }
 
 // groupHandle is what a Node needs of its groups, whatever their value type.
@@ -186,7 +175,7 @@ func (g *Group[V]) cost(key string, v V) int64 {
 
 // apply applies one remote invalidation and counts it.
 func (g *Group[V]) apply(kind uint8, key string, version uint64) {
-	g.ctr.received.Add(1)
+	g.ctr.inc(cReceived)
 	changed := false
 	switch kind {
 	case kindKey:
@@ -199,7 +188,7 @@ func (g *Group[V]) apply(kind uint8, key string, version uint64) {
 		changed = true
 	}
 	if changed {
-		g.ctr.applied.Add(1)
+		g.ctr.inc(cApplied)
 	}
 }
 
@@ -207,49 +196,25 @@ func (g *Group[V]) apply(kind uint8, key string, version uint64) {
 func (g *Group[V]) purge() {
 	g.purgeEpoch.Add(1)
 	g.cache.Purge()
-	g.ctr.purges.Add(1)
+	g.ctr.inc(cPurges)
 }
 
 func (g *Group[V]) close() { g.cache.Close() }
 
 func (g *Group[V]) stats() GroupStats {
 	ls := g.cache.Stats()
-	return GroupStats{
-		Name:                  g.name,
-		Hits:                  ls.Hits - g.ctr.verifyLookups.Load(),
-		Misses:                g.ctr.misses.Load(),
-		StaleRejected:         g.ctr.staleRejected.Load(),
-		Bypass:                g.ctr.bypass.Load(),
-		Degraded:              g.ctr.degraded.Load(),
-		Loads:                 g.ctr.loads.Load(),
-		LoadErrors:            g.ctr.loadErrors.Load(),
-		Coalesced:             g.ctr.coalesced.Load(),
-		InvalidationsSent:     g.ctr.sent.Load(),
-		InvalidationsReceived: g.ctr.received.Load(),
-		InvalidationsApplied:  g.ctr.applied.Load(),
-		Purges:                g.ctr.purges.Load(),
-		EarlyRefreshes:        g.ctr.earlyRefreshes.Load(),
-		NegativeHits:          g.ctr.negativeHits.Load(),
-		StaleServed:           g.ctr.staleServed.Load(),
-		FillsLocal:            g.fills.local.Load(),
-		FillsOwner:            g.fills.owner.Load(),
-		FillsFallback:         g.fills.fallback.Load(),
-		FillsServed:           g.fills.served.Load(),
-		OwnerErrors: OwnerErrors{
-			Transport: g.fills.rpcErrors[rpcTransport].Load(),
-			Timeout:   g.fills.rpcErrors[rpcTimeout].Load(),
-			Refused:   g.fills.rpcErrors[rpcRefused].Load(),
-			Owner:     g.fills.rpcErrors[rpcOwnerError].Load(),
-		},
+	s := GroupStats{
+		Name: g.name,
+		Hits: ls.Hits - g.ctr[cVerifyLookups].Load(),
 		Local: LocalStats{
 			Floors:       ls.Floors,
 			FloorsFolded: ls.FloorsFolded,
-			SetsStored:   g.ctr.setsStored.Load(),
-			SetsRejected: g.ctr.setsRejected.Load(),
 			KeysAdded:    ls.KeysAdded,
 			KeysEvicted:  ls.KeysEvicted,
 			CostAdded:    ls.CostAdded,
 			CostEvicted:  ls.CostEvicted,
 		},
 	}
+	g.ctr.snapshot(&s)
+	return s
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strconv"
-	"sync/atomic"
 
 	"github.com/nearcache/nearcache/node/internal/peer"
 )
@@ -21,21 +20,6 @@ func (n *Node) serveFill(ctx context.Context, req *peer.Request) peer.Response {
 	return g.serveFill(ctx, req.Key, req.Floor)
 }
 
-// fillCounters counts fills by where the value came from.
-type fillCounters struct {
-	local, owner, fallback, served atomic.Uint64
-	rpcErrors                      [numRPCErrors]atomic.Uint64
-}
-
-// RPC error kinds, for GroupStats.OwnerErrors.
-const (
-	rpcTransport  = iota // dial, i/o, decode, auth: the owner could not be reached or understood
-	rpcTimeout           // no answer within OwnerTimeout
-	rpcRefused           // the owner refused us (membership, key)
-	rpcOwnerError        // the owner answered with an error or overload
-	numRPCErrors
-)
-
 // askOwner asks the key's owner at addr; ok=false means "load locally".
 func (g *Group[V]) askOwner(ctx context.Context, addr, key string, floor uint64) (v V, version uint64, ok bool, err error) {
 	rctx, cancel := context.WithTimeout(ctx, g.n.cfg.OwnerTimeout)
@@ -43,26 +27,26 @@ func (g *Group[V]) askOwner(ctx context.Context, addr, key string, floor uint64)
 	cancel()
 	switch {
 	case rerr != nil:
-		kind := rpcTransport
+		kind := cOwnerTransport
 		if errors.Is(rerr, context.DeadlineExceeded) || errors.Is(rerr, context.Canceled) {
-			kind = rpcTimeout
+			kind = cOwnerTimeout
 			if ctx.Err() != nil { // our own caller's budget ended: not the owner's fault
 				return v, 0, false, ctx.Err()
 			}
 		}
-		g.fills.rpcErrors[kind].Add(1)
+		g.ctr.inc(kind)
 	case resp.Status == peer.StatusOK:
 		val, derr := g.cfg.Codec.Decode(resp.Value)
 		if derr == nil {
 			return val, resp.Version, true, nil
 		}
-		g.fills.rpcErrors[rpcTransport].Add(1)
+		g.ctr.inc(cOwnerTransport)
 	case resp.Status == peer.StatusNotFound:
 		return v, resp.Version, true, errOwnerNotFound
 	case resp.Status == peer.StatusRefused:
-		g.fills.rpcErrors[rpcRefused].Add(1)
+		g.ctr.inc(cOwnerRefused)
 	default: // Error, Overloaded, BelowFloor
-		g.fills.rpcErrors[rpcOwnerError].Add(1)
+		g.ctr.inc(cOwnerError)
 	}
 	return v, 0, false, nil
 }
@@ -81,7 +65,7 @@ func (g *Group[V]) serveFill(ctx context.Context, key string, floor uint64) peer
 	if err := validKey("key", key); err != nil {
 		return peer.Response{Status: peer.StatusError, Err: err.Error()}
 	}
-	g.fills.served.Add(1)
+	g.ctr.inc(cFillsServed)
 	if floor > 0 {
 		if g.cfg.Versioning == ClockVersions {
 			g.n.clock.observe(floor)

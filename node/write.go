@@ -69,7 +69,7 @@ func (g *Group[V]) Invalidate(ctx context.Context, key string, version uint64, o
 		return err
 	}
 	g.cache.Raise(key, v)
-	g.ctr.sent.Add(1)
+	g.ctr.inc(cSent)
 	return g.n.publish(ctx, gossip.Invalidation{Group: g.name, Kind: gossip.KindKey, Key: key, Version: v}, ackAll(opts))
 }
 
@@ -96,12 +96,12 @@ func (g *Group[V]) Set(ctx context.Context, key string, value V, version uint64,
 			}
 		}
 		if g.cache.Set(key, local.Entry[V]{Value: value, Version: v}, g.cost(key, value), g.cfg.TTL, tags) == local.Stored {
-			g.ctr.setsStored.Add(1)
+			g.ctr.inc(cSetsStored)
 		} else {
-			g.ctr.setsRejected.Add(1)
+			g.ctr.inc(cSetsRejected)
 		}
 	}
-	g.ctr.sent.Add(1)
+	g.ctr.inc(cSent)
 	return g.n.publish(ctx, gossip.Invalidation{Group: g.name, Kind: gossip.KindKey, Key: key, Version: v}, ackAll(opts))
 }
 
@@ -116,6 +116,6 @@ func (g *Group[V]) InvalidateTag(ctx context.Context, tag string, opts ...WriteO
 		return err
 	}
 	g.cache.BumpTag(tag)
-	g.ctr.sent.Add(1)
+	g.ctr.inc(cSent)
 	return g.n.publish(ctx, gossip.Invalidation{Group: g.name, Kind: gossip.KindTag, Key: tag}, ackAll(opts))
 }
