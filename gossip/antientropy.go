@@ -48,7 +48,9 @@ func (c *Cluster) mergeState(buf []byte) {
 		c.st.decodeErrs.Add(1)
 		return
 	}
-	brokenMerge(m)
+	if brokenNoRepair {
+		m.Logs, m.Vector = nil, nil // the broken build: a push/pull brings nothing
+	}
 	for i := range m.Logs {
 		c.receiveLog(&m.Logs[i], false) // queues the delivery itself
 	}

@@ -4,6 +4,3 @@ package gossip
 
 // brokenNoRepair is false in every real build (see broken_antientropy_off.go).
 const brokenNoRepair = false
-
-// brokenMerge keeps the state as it came.
-func brokenMerge(*stateMsg) {}

@@ -15,9 +15,12 @@ import (
 // up: the Handler is told the origin is unrepairable.
 func (c *Cluster) repairLoop() {
 	defer c.wg.Done()
+	if brokenNoRepair {
+		return // the broken build: gaps are never asked for
+	}
 	t := time.NewTicker(repairTick)
 	defer t.Stop()
-	for !brokenNoRepair {
+	for {
 		select {
 		case <-c.done:
 			return

@@ -258,13 +258,16 @@ func (c *Cache[V]) set(key string, e Entry[V], cost int64, ttl time.Duration, ta
 	e.gen = c.gen.Load()
 	now := c.Now()
 	exact, coarse := c.floors.get(key, b, now)
-	if !brokenNoFloor && e.Version < exact {
+	if brokenNoFloor {
+		exact, coarse = 0, 0 // the broken build: floors fence nothing
+	}
+	if e.Version < exact {
 		return Stale
 	}
 	if len(tags) > 0 && !c.tags.current(tags) {
 		return Stale
 	}
-	if !brokenNoFloor && e.Version < coarse {
+	if e.Version < coarse {
 		return Fenced
 	}
 	if cur, ok := c.rc.Get(h); ok && cur.key == key && cur.Version > e.Version && !c.expired(cur, now) && c.valid(key, cur) {

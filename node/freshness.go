@@ -26,7 +26,10 @@ import (
 // each other. Its writes' invalidations cannot reach them meanwhile; writers
 // that must know use AckAll, which fails naming the unreachable members.
 func trustVerdict(h gossip.Health) (bool, string) {
-	if brokenNoFreshness || h.Solo {
+	if brokenNoFreshness {
+		return true, "solo" // the broken build: every verdict is good
+	}
+	if h.Solo {
 		return true, "solo"
 	}
 	switch {
