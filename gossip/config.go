@@ -58,8 +58,9 @@ type Config struct {
 // with an unlabelled memberlist cluster. The label costs 2+len(Cluster) bytes
 // of every UDP packet; packetBudget reserves room for the longest name.
 const (
-	MaxClusterLen  = 32          // bytes in Config.Cluster
-	DefaultCluster = "nearcache" // Config.Cluster when empty
+	MaxClusterLen  = 32                     // bytes in Config.Cluster
+	MaxMetaLen     = memberlist.MetaMaxSize // bytes in Config.Meta
+	DefaultCluster = "nearcache"            // Config.Cluster when empty
 )
 
 // DefaultConfig returns a Config for LAN clusters; set Name and Handler.
@@ -80,6 +81,11 @@ const (
 	maxRepairSeqs     = 4096                   // seqs asked or answered in one repair exchange
 )
 
+// Validate reports the first thing wrong with c, as Start would. Callers
+// that build a Config from their own (node.Config) check it here, so each
+// limit is written once.
+func (c Config) Validate() error { return c.validate() }
+
 func (c *Config) validate() error {
 	switch {
 	case c.Name == "":
@@ -96,8 +102,8 @@ func (c *Config) validate() error {
 		return errors.New("gossip: AdvertisePort must be between 0 and 65535")
 	case c.SecretKey != nil && len(c.SecretKey) != 16 && len(c.SecretKey) != 24 && len(c.SecretKey) != 32:
 		return errors.New("gossip: SecretKey must be 16, 24 or 32 bytes")
-	case len(c.Meta) > memberlist.MetaMaxSize:
-		return fmt.Errorf("gossip: Meta must be at most %d bytes", memberlist.MetaMaxSize)
+	case len(c.Meta) > MaxMetaLen:
+		return fmt.Errorf("gossip: Meta must be at most %d bytes", MaxMetaLen)
 	case c.Profile != LAN && c.Profile != Local:
 		return errors.New("gossip: Profile must be LAN or Local")
 	case c.GossipInterval < 0 || c.PushPullInterval < 0 || c.ProbeInterval < 0 ||

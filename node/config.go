@@ -48,7 +48,8 @@ type Config struct {
 	// SecretKey encrypts gossip (16, 24 or 32 bytes: AES-128/192/256); peers
 	// without it are refused. nil = plaintext: only on a trusted network.
 	SecretKey []byte
-	// Meta is advertised to the other members (at most 512 bytes).
+	// Meta is advertised to the other members: at most gossip.MaxMetaLen
+	// bytes less the 4 nearcache prefixes (the fill port).
 	Meta []byte
 
 	// MaxStaleness bounds how stale a served value can be when this node is
@@ -114,14 +115,8 @@ func (c Config) validate() error {
 	switch {
 	case c.Name == "":
 		return errors.New("node: Name is required")
-	case len(c.Name) > 255:
-		return errors.New("node: Name is longer than 255 bytes")
-	case len(c.Cluster) > gossip.MaxClusterLen:
-		return fmt.Errorf("node: Cluster is longer than %d bytes", gossip.MaxClusterLen)
 	case c.OwnerTimeout < 0:
 		return errors.New("node: OwnerTimeout must not be negative")
-	case len(c.Meta) > 500:
-		return errors.New("node: Meta is longer than 500 bytes")
 	case c.MaxConcurrentLoads < 0:
 		return errors.New("node: MaxConcurrentLoads must not be negative")
 	case c.MaxStaleness < 0, c.LoadTimeout < 0, c.MaxClockSkew < 0, c.FloorRetention < 0, c.PushPullInterval < 0:
@@ -135,6 +130,14 @@ func (c Config) validate() error {
 		return fmt.Errorf("node: SecretKey must be 16, 24 or 32 bytes, not %d", len(c.SecretKey))
 	}
 	d := c.withDefaults()
+	// The gossip layer's limits (name, cluster, meta, ports) are checked
+	// once, there, on the config this node would give it; the largest fill
+	// port makes the metadata header as long as it can be.
+	if !c.Standalone {
+		if err := d.gossipConfig(65535, (*handler)(nil)).Validate(); err != nil {
+			return fmt.Errorf("node: %w", err)
+		}
+	}
 	if d.OwnerTimeout >= d.LoadTimeout {
 		return fmt.Errorf("node: OwnerTimeout (%v) must be below LoadTimeout (%v): a fallback load needs time too", d.OwnerTimeout, d.LoadTimeout)
 	}

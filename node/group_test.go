@@ -439,6 +439,9 @@ func TestConfigValidation(t *testing.T) {
 		{"retention too short", Config{Name: "a", Standalone: true, FloorRetention: time.Second}},
 		{"bad degraded mode", Config{Name: "a", Standalone: true, Degraded: 7}},
 		{"long cluster name", Config{Name: "a", Cluster: strings.Repeat("c", 33)}},
+		// The gossip layer's limits, checked once there (node used to accept 255).
+		{"long name", Config{Name: strings.Repeat("n", 65)}},
+		{"long meta", Config{Name: "a", Meta: make([]byte, 509)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

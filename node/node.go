@@ -99,7 +99,6 @@ func start(ctx context.Context, cfg Config, pause func()) (*Node, error) {
 			n.cancel()
 			return nil, err
 		}
-		hb := min(250*time.Millisecond, cfg.MaxStaleness/8)
 		// The first join is bounded even when ctx is not: the rejoin loop
 		// keeps trying in the background, and until then reads go to the
 		// loader (the node has not caught up).
@@ -109,23 +108,7 @@ func start(ctx context.Context, cfg Config, pause func()) (*Node, error) {
 			jctx, cancel = context.WithTimeout(ctx, initialJoinTimeout)
 			defer cancel()
 		}
-		c, err := gossip.Start(jctx, gossip.Config{
-			Name:              cfg.Name,
-			Cluster:           cfg.Cluster,
-			BindAddr:          cfg.BindAddr,
-			BindPort:          cfg.BindPort,
-			AdvertiseAddr:     cfg.AdvertiseAddr,
-			AdvertisePort:     cfg.AdvertisePort,
-			Join:              cfg.Join,
-			SecretKey:         cfg.SecretKey,
-			Meta:              encodeMeta(port, cfg.Meta),
-			Profile:           cfg.Profile,
-			PushPullInterval:  cfg.PushPullInterval,
-			HeartbeatInterval: hb,
-			Transport:         cfg.Transport,
-			Handler:           (*handler)(n),
-			Logger:            cfg.Logger.With("component", "gossip"),
-		})
+		c, err := gossip.Start(jctx, cfg.gossipConfig(port, (*handler)(n)))
 		if err != nil {
 			n.closePeers()
 			n.cancel()
