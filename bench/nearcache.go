@@ -49,7 +49,7 @@ func (s *nearcacheStrategy) start(ctx context.Context, i, port int, join []strin
 		Cost: func(key string, v Value) int64 { return int64(len(key) + len(v.Body) + 64) },
 	})
 	if err != nil {
-		n.Close()
+		n.Close(context.Background())
 		return nil, nil, fmt.Errorf("bench: nearcache: %w", err)
 	}
 	return n, g, nil
@@ -63,7 +63,7 @@ func (s *nearcacheStrategy) restart(ctx context.Context, i int) error {
 		return fmt.Errorf("bench: nearcache: %w", err)
 	}
 	port, _ := strconv.Atoi(portStr)
-	if err := s.nodes[i].Close(); err != nil {
+	if err := s.nodes[i].Close(context.Background()); err != nil {
 		return fmt.Errorf("bench: nearcache: close: %w", err)
 	}
 	var join []string
@@ -174,7 +174,7 @@ func (s *nearcacheStrategy) loads() uint64 {
 func (s *nearcacheStrategy) Close() error {
 	var errs []error
 	for _, n := range s.nodes {
-		errs = append(errs, n.Close())
+		errs = append(errs, n.Close(context.Background()))
 	}
 	return errors.Join(errs...)
 }

@@ -86,7 +86,7 @@ func BenchmarkHit(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				defer n.Close()
+				defer n.Close(context.Background())
 				g, err := NewGroup(n, "g", GroupConfig[string]{
 					TTL: time.Hour,
 					Loader: LoaderFunc[string](func(_ context.Context, k string) (string, uint64, error) {
@@ -133,7 +133,7 @@ func BenchmarkJoinToReady(b *testing.B) {
 	var nodes []*Node
 	defer func() {
 		for _, n := range nodes {
-			n.Close()
+			n.Close(context.Background())
 		}
 	}()
 	cluster := testCluster()
@@ -178,7 +178,7 @@ func BenchmarkJoinToReady(b *testing.B) {
 			time.Sleep(time.Millisecond)
 		}
 		took = append(took, time.Since(t0))
-		n.Close()
+		n.Close(context.Background())
 		for deadline := time.Now().Add(20 * time.Second); !ready(nodes, 9); time.Sleep(5 * time.Millisecond) {
 			if time.Now().After(deadline) {
 				for _, n := range nodes {
@@ -222,7 +222,7 @@ func BenchmarkRemoteFill(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				defer n.Close()
+				defer n.Close(context.Background())
 				g, err := NewGroup(n, "g", GroupConfig[[]byte]{Loader: loader})
 				if err != nil {
 					b.Fatal(err)

@@ -55,7 +55,7 @@ func startGatedMember(t *testing.T, nw *gossiptest.Network, i int, src *source, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { n.Close() })
+	t.Cleanup(func() { n.Close(context.Background()) })
 	g, err := NewGroup(n, "rows", GroupConfig[string]{Loader: src})
 	if err != nil {
 		t.Fatal(err)
@@ -280,7 +280,7 @@ func TestClusterRestartCatchesUp(t *testing.T) {
 		nw := gossiptest.New(5)
 		ms := memCluster(t, nw, 3, src, nil)
 		mustGet(t, ms[2].g, "k")
-		if err := ms[2].n.Close(); err != nil {
+		if err := ms[2].n.Close(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		ver := src.put("k", "v2")
@@ -324,7 +324,7 @@ func TestClusterRestartedNodeWaitsForSilentPeer(t *testing.T) {
 		src.put("k", "v1")
 		nw := gossiptest.New(7)
 		ms := memCluster(t, nw, 3, src, nil)
-		if err := ms[2].n.Close(); err != nil {
+		if err := ms[2].n.Close(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		waitFor(t, time.Minute, "n2 gone from the members", func() bool { return len(ms[0].n.Members()) == 2 })

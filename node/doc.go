@@ -10,7 +10,7 @@
 //
 //	n, err := node.Start(ctx, node.Config{Name: "api-7", Join: []string{"api-0.api:7946"}, SecretKey: key})
 //	if err != nil { ... }
-//	defer n.Close()
+//	defer n.Close(context.Background())
 //	users, err := node.NewGroup(n, "users", node.GroupConfig[User]{Loader: usersFromDB, TTL: time.Minute})
 //	u, err := users.Get(ctx, "123")                       // cached: a hint
 //	u, err = users.Get(ctx, "123", node.Authoritative())  // the source itself: for decisions

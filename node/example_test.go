@@ -59,7 +59,7 @@ func ExampleGroup_Get() {
 	if err != nil {
 		panic(err)
 	}
-	defer n.Close()
+	defer n.Close(context.Background())
 	balances, err := node.NewGroup(n, "balances", node.GroupConfig[int64]{Loader: loader.Func[int64](db.load)})
 	if err != nil {
 		panic(err)
@@ -83,7 +83,7 @@ func ExampleGroup_Invalidate() {
 	if err != nil {
 		panic(err)
 	}
-	defer n.Close()
+	defer n.Close(context.Background())
 	balances, err := node.NewGroup(n, "balances", node.GroupConfig[int64]{Loader: loader.Func[int64](db.load)})
 	if err != nil {
 		panic(err)
@@ -112,7 +112,7 @@ func Example_authoritativeDecision() {
 	if err != nil {
 		panic(err)
 	}
-	defer n.Close()
+	defer n.Close(context.Background())
 	balances, err := node.NewGroup(n, "balances", node.GroupConfig[int64]{Loader: loader.Func[int64](db.load)})
 	if err != nil {
 		panic(err)

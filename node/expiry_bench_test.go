@@ -41,7 +41,7 @@ func BenchmarkLoadsPerExpiry(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					defer n.Close()
+					defer n.Close(context.Background())
 					if i == 0 {
 						seed = n.Addr()
 					}
@@ -136,7 +136,7 @@ func BenchmarkMembershipChange(b *testing.B) {
 	}
 	defer func() {
 		for _, n := range nodesUp {
-			n.Close()
+			n.Close(context.Background())
 		}
 	}()
 	settle := func(want int) {
@@ -176,7 +176,7 @@ func BenchmarkMembershipChange(b *testing.B) {
 		joiner, _ := start(fmt.Sprintf("joiner%d", iter), nodesUp[0].Addr())
 		wg.Wait()
 		cancel()
-		joiner.Close()
+		joiner.Close(context.Background())
 		settle(5)
 		for k := range 200 {
 			if c, ok := calls.Load(fmt.Sprintf("it%d-k%d", iter, k)); ok {

@@ -102,7 +102,7 @@ func TestStaleOnError(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer n.Close()
+		defer n.Close(context.Background())
 		down := errors.New("database is down")
 		g, err := NewGroup(n, "rows", GroupConfig[string]{Loader: src, TTL: time.Second, StaleOnError: true, EarlyRefresh: -1})
 		if err != nil {

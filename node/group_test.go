@@ -21,7 +21,7 @@ func standalone(t *testing.T, src *source, mut func(*GroupConfig[string])) (*Nod
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { n.Close() })
+	t.Cleanup(func() { n.Close(context.Background()) })
 	cfg := GroupConfig[string]{Loader: src}
 	if mut != nil {
 		mut(&cfg)
@@ -205,7 +205,7 @@ func TestReadYourWritesConcurrent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer n.Close()
+	defer n.Close(context.Background())
 	g, err := NewGroup(n, "rows", GroupConfig[string]{Loader: LoaderFunc[string](func(ctx context.Context, key string) (string, uint64, error) {
 		_, ver, err := src.Load(ctx, key)
 		return fmt.Sprint(ver), ver, err // the value is its version: easy to check
@@ -380,7 +380,7 @@ func TestLoadTimeout(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer n.Close()
+		defer n.Close(context.Background())
 		g, err := NewGroup(n, "g", GroupConfig[string]{Loader: LoaderFunc[string](func(ctx context.Context, key string) (string, uint64, error) {
 			<-ctx.Done()
 			return "", 0, ctx.Err()
@@ -446,7 +446,7 @@ func TestConfigValidation(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if n, err := Start(t.Context(), tt.cfg); err == nil {
-				n.Close()
+				n.Close(context.Background())
 				t.Errorf("Start(%+v) succeeded, want an error", tt.cfg)
 			}
 		})
@@ -459,7 +459,7 @@ func TestClosed(t *testing.T) {
 		src.put("k", "v")
 		n, g := standalone(t, src, nil)
 		mustGet(t, g, "k")
-		if err := n.Close(); err != nil {
+		if err := n.Close(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := g.Get(t.Context(), "k"); !errors.Is(err, ErrClosed) {
@@ -468,7 +468,7 @@ func TestClosed(t *testing.T) {
 		if err := g.Invalidate(t.Context(), "k", 2); !errors.Is(err, ErrClosed) {
 			t.Errorf("Invalidate after Close = %v, want ErrClosed", err)
 		}
-		if err := n.Close(); err != nil {
+		if err := n.Close(context.Background()); err != nil {
 			t.Errorf("second Close = %v", err)
 		}
 	})
@@ -490,7 +490,7 @@ func TestLoadCap(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer n.Close()
+		defer n.Close(context.Background())
 		g, err := NewGroup(n, "rows", GroupConfig[string]{Loader: src})
 		if err != nil {
 			t.Fatal(err)
@@ -534,7 +534,7 @@ func TestStartWithUnreachableSeed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer n.Close()
+	defer n.Close(context.Background())
 	if n.Trusted() {
 		t.Fatal("a node that reached no seed trusts its cache")
 	}
@@ -606,7 +606,7 @@ func TestLaggingSourceCatchesUp(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer n.Close()
+		defer n.Close(context.Background())
 		var calls int
 		caughtUp := time.Now().Add(300 * time.Millisecond)
 		g, err := NewGroup(n, "rows", GroupConfig[string]{Loader: LoaderFunc[string](func(context.Context, string) (string, uint64, error) {

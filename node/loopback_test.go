@@ -80,7 +80,7 @@ func loopbackCluster(t *testing.T, nw *gossiptest.Network, size int, src *source
 			tr.Shutdown()
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { n.Close() })
+		t.Cleanup(func() { n.Close(context.Background()) })
 		l := &nodeLoader{src: src}
 		g, err := NewGroup(n, "rows", GroupConfig[string]{Loader: l})
 		if err != nil {

@@ -48,6 +48,7 @@ type Node struct {
 	// fmu guards flights and closedFlights: loads in progress, drained by Close.
 	fmu           sync.Mutex
 	flights       sync.WaitGroup
+	inflight      atomic.Int64 // what flights counts, readable: Close says how many it cut short
 	closedFlights bool
 
 	// gmu guards groups and pending.
@@ -181,43 +182,74 @@ func (n *Node) Join(ctx context.Context, addrs []string) (int, error) {
 	return n.cluster.Join(ctx, addrs)
 }
 
-// Close leaves the cluster, waits for loads in flight (at most LoadTimeout),
-// and releases everything. Calls on the node and its groups then return
-// ErrClosed. Close is idempotent; later calls return the first one's error.
-func (n *Node) Close() error {
-	n.closeOnce.Do(func() {
-		if n.cluster != nil {
-			if err := n.cluster.Leave(time.Second); err != nil {
-				n.cfg.Logger.Warn("leave", "err", err)
+// Close leaves the cluster, waits for loads in flight (at most LoadTimeout,
+// and never past ctx), then cuts what still runs short and releases
+// everything. Calls on the node and its groups then return ErrClosed. When
+// ctx ends first, Close still releases everything (loads are cancelled, the
+// leave is skipped or cut to what remains of ctx's deadline, the announce of
+// a leave takes at most a second) and returns ctx's error, so peers may see
+// this node fail rather than leave. Close is idempotent; later calls return
+// the first one's error.
+func (n *Node) Close(ctx context.Context) error {
+	n.closeOnce.Do(func() { n.closeErr = n.close(ctx) })
+	return n.closeErr
+}
+
+func (n *Node) close(ctx context.Context) error {
+	var errs []error
+	if n.cluster != nil {
+		if err := n.leave(ctx); err != nil {
+			n.cfg.Logger.Warn("leave", "err", err)
+			if ctx.Err() != nil { // a failed leave alone is logged, as before: peers detect the departure anyway
+				errs = append(errs, err)
 			}
 		}
-		n.closed.Store(true)
-		n.fmu.Lock()
-		n.closedFlights = true
-		n.fmu.Unlock()
-		drained := make(chan struct{})
-		go func() { n.flights.Wait(); close(drained) }()
-		t := time.NewTimer(n.cfg.LoadTimeout)
-		select {
-		case <-drained:
-		case <-t.C:
+	}
+	n.closed.Store(true)
+	n.fmu.Lock()
+	n.closedFlights = true
+	n.fmu.Unlock()
+	drained := make(chan struct{})
+	go func() { n.flights.Wait(); close(drained) }()
+	t := time.NewTimer(n.cfg.LoadTimeout)
+	select {
+	case <-drained:
+	case <-t.C:
+	case <-ctx.Done():
+		if k := n.inflight.Load(); k > 0 {
+			errs = append(errs, fmt.Errorf("node: close: %d load(s) in flight cut short: %w", k, ctx.Err()))
 		}
-		t.Stop()
-		n.cancel()
-		<-drained
-		n.watchWG.Wait()
-		n.closePeers()
-		if n.cluster != nil {
-			n.closeErr = n.cluster.Close()
+	}
+	t.Stop()
+	n.cancel()
+	<-drained
+	n.watchWG.Wait()
+	n.closePeers()
+	if n.cluster != nil {
+		if err := n.cluster.Close(); err != nil {
+			errs = append(errs, err)
 		}
-		n.gmu.Lock()
-		for _, g := range n.groups {
-			g.close()
-		}
-		n.gmu.Unlock()
-		n.cfg.Observer.Detach()
-	})
-	return n.closeErr
+	}
+	n.gmu.Lock()
+	for _, g := range n.groups {
+		g.close()
+	}
+	n.gmu.Unlock()
+	n.cfg.Observer.Detach()
+	return errors.Join(errs...)
+}
+
+// leave announces the leave and waits up to a second (less if ctx's deadline
+// is nearer) for it to spread; nothing when ctx has ended.
+func (n *Node) leave(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("node: close: leave skipped: %w", err)
+	}
+	timeout := time.Second
+	if d, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(d))
+	}
+	return n.cluster.Leave(max(timeout, time.Millisecond))
 }
 
 func (n *Node) startFlight() bool {
@@ -227,10 +259,14 @@ func (n *Node) startFlight() bool {
 		return false
 	}
 	n.flights.Add(1)
+	n.inflight.Add(1)
 	return true
 }
 
-func (n *Node) endFlight() { n.flights.Done() }
+func (n *Node) endFlight() {
+	n.inflight.Add(-1)
+	n.flights.Done()
+}
 
 // acquireLoad waits for a loader slot; release it with releaseLoad.
 func (n *Node) acquireLoad(ctx context.Context) error {

@@ -207,7 +207,7 @@ func RunCampaign(ctx context.Context, cfg CampaignConfig) (Report, *History, err
 	ms, err := startCluster(ctx, cfg, nw, src, rec)
 	defer func() {
 		for _, m := range ms {
-			m.n.Close()
+			m.n.Close(context.Background())
 		}
 	}()
 	if err != nil {
@@ -282,7 +282,7 @@ func startCluster(ctx context.Context, cfg CampaignConfig, nw *gossiptest.Networ
 		}
 		g, err := node.NewGroup(n, "rows", node.GroupConfig[string]{Loader: loader{s: src, node: name}})
 		if err != nil {
-			n.Close()
+			n.Close(context.Background())
 			return ms, fmt.Errorf("check: group on %s: %w", name, err)
 		}
 		ms = append(ms, &cmember{name: name, addr: tr.Addr(), n: n, g: g})

@@ -140,7 +140,7 @@ func (c *cluster) close() error {
 	errs := make([]error, len(c.nodes))
 	var wg sync.WaitGroup
 	for i, n := range c.nodes {
-		wg.Go(func() { errs[i] = n.Close() })
+		wg.Go(func() { errs[i] = n.Close(context.Background()) })
 	}
 	wg.Wait()
 	return errors.Join(errs...)

@@ -279,7 +279,7 @@ func BenchmarkGetHit(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer n.Close()
+	defer n.Close(context.Background())
 	items, err := node.NewGroup(n, "items", node.GroupConfig[Item]{Loader: src, Cost: itemCost})
 	if err != nil {
 		b.Fatal(err)

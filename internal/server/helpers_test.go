@@ -42,7 +42,7 @@ func newFixture(t *testing.T, mutate func(*Config)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { n.Close() })
+	t.Cleanup(func() { n.Close(context.Background()) })
 	items, err := node.NewGroup(n, "items", node.GroupConfig[Item]{Loader: src, Cost: itemCost})
 	if err != nil {
 		t.Fatal(err)

@@ -113,7 +113,10 @@ func Run(ctx context.Context, cfg RunConfig) error {
 		return err
 	}
 	defer func() {
-		if err := n.Close(); err != nil {
+		// Shutdown is bounded: a Kubernetes grace period is 30 s by default.
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := n.Close(cctx); err != nil {
 			log.Warn("close node", "err", err)
 		}
 	}()
