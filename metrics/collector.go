@@ -46,6 +46,8 @@ var families = []family{
 	{"gossip_messages_total", "Gossip messages by direction.", []string{"direction"}},
 	{"gossip_decode_errors_total", "Gossip messages that failed to decode.", nil},
 	{"gossip_rejoins_total", "Times the node rejoined the cluster from its seed list.", nil},
+	{"fill_server_events_total", "Owner-fill server events: conn (connection accepted), request (well-formed request), refused_auth (missing or wrong MAC), refused_replay (timestamp outside the skew window), refused_member (sender not a member), error (answered with an error), decode_error (malformed or oversized frame).", []string{"event"}},
+	{"fill_client_events_total", "Owner-fill client events: fill (request to an owner), dial, reused (pooled connection), retry (after a stale pooled connection), and failures dial_error, timeout, io_error, decode_error, auth_error.", []string{"event"}},
 }
 
 // sample is one value of a family: a counter unless gauge, with the label
@@ -112,6 +114,22 @@ var nodeSamples = []sample[node.Stats]{
 	{"gossip_messages_total", "received", false, func(s *node.Stats) float64 { return u(s.Cluster.MessagesReceived) }},
 	{"gossip_decode_errors_total", "", false, func(s *node.Stats) float64 { return u(s.Cluster.DecodeErrors) }},
 	{"gossip_rejoins_total", "", false, func(s *node.Stats) float64 { return u(s.Cluster.Rejoins) }},
+	{"fill_server_events_total", "conn", false, func(s *node.Stats) float64 { return u(s.FillServer.Conns) }},
+	{"fill_server_events_total", "request", false, func(s *node.Stats) float64 { return u(s.FillServer.Requests) }},
+	{"fill_server_events_total", "refused_auth", false, func(s *node.Stats) float64 { return u(s.FillServer.RefusedAuth) }},
+	{"fill_server_events_total", "refused_replay", false, func(s *node.Stats) float64 { return u(s.FillServer.RefusedReplay) }},
+	{"fill_server_events_total", "refused_member", false, func(s *node.Stats) float64 { return u(s.FillServer.RefusedMember) }},
+	{"fill_server_events_total", "error", false, func(s *node.Stats) float64 { return u(s.FillServer.Errors) }},
+	{"fill_server_events_total", "decode_error", false, func(s *node.Stats) float64 { return u(s.FillServer.DecodeErrors) }},
+	{"fill_client_events_total", "fill", false, func(s *node.Stats) float64 { return u(s.FillClient.Fills) }},
+	{"fill_client_events_total", "dial", false, func(s *node.Stats) float64 { return u(s.FillClient.Dials) }},
+	{"fill_client_events_total", "reused", false, func(s *node.Stats) float64 { return u(s.FillClient.Reused) }},
+	{"fill_client_events_total", "retry", false, func(s *node.Stats) float64 { return u(s.FillClient.Retries) }},
+	{"fill_client_events_total", "dial_error", false, func(s *node.Stats) float64 { return u(s.FillClient.DialErrors) }},
+	{"fill_client_events_total", "timeout", false, func(s *node.Stats) float64 { return u(s.FillClient.TimeoutErrors) }},
+	{"fill_client_events_total", "io_error", false, func(s *node.Stats) float64 { return u(s.FillClient.IOErrors) }},
+	{"fill_client_events_total", "decode_error", false, func(s *node.Stats) float64 { return u(s.FillClient.DecodeErrors) }},
+	{"fill_client_events_total", "auth_error", false, func(s *node.Stats) float64 { return u(s.FillClient.AuthErrors) }},
 }
 
 func b2f(b bool) float64 {

@@ -385,6 +385,12 @@ func (n *Node) Stats() Stats {
 		s.Cluster.DecodeErrors = cs.DecodeErrors
 		s.Cluster.Rejoins = cs.Rejoins
 	}
+	if n.peerSrv != nil {
+		s.FillServer = n.peerSrv.Stats()
+	}
+	if n.peerCl != nil {
+		s.FillClient = n.peerCl.Stats()
+	}
 	n.eachGroup(func(g groupHandle) { s.Groups = append(s.Groups, g.stats()) })
 	slices.SortFunc(s.Groups, func(a, b GroupStats) int { return strings.Compare(a.Name, b.Name) })
 	return s

@@ -59,6 +59,17 @@ func TestSingleFillAcrossCluster(t *testing.T) {
 	if fallback != 0 {
 		t.Errorf("%d fallbacks with a healthy owner", fallback)
 	}
+	// The fill channel's own counters reach Stats: every owner fill was one
+	// client request, and the owners' servers took every one.
+	var asked, answered uint64
+	for _, m := range ms {
+		st := m.n.Stats()
+		asked += st.FillClient.Fills
+		answered += st.FillServer.Requests
+	}
+	if asked < owner || answered < owner || asked != answered {
+		t.Errorf("fill channel counted %d requests sent and %d answered, for %d owner fills", asked, answered, owner)
+	}
 }
 
 // TestHotKeyExpiry: under continuous reads on every node, a hot key whose TTL

@@ -1,6 +1,10 @@
 package node
 
-import "time"
+import (
+	"time"
+
+	"github.com/nearcache/nearcache/node/internal/peer"
+)
 
 // Stats is a snapshot of a node's counters, from [Node.Stats]. Counters are
 // cumulative since Start.
@@ -13,8 +17,20 @@ type Stats struct {
 	// the invalidation stream (0 without peers).
 	LastHeard time.Duration
 	Cluster   ClusterStats
-	Groups    []GroupStats // sorted by name
+	// The owner-fill channel's counters (zero when owner fills are off):
+	// what this node answered as owner, and what it asked of owners.
+	FillServer FillServerStats
+	FillClient FillClientStats
+	Groups     []GroupStats // sorted by name
 }
+
+// FillServerStats count the owner-fill requests this node's server took
+// (connections, refusals by reason, errors).
+type FillServerStats = peer.ServerStats
+
+// FillClientStats count this node's requests to owners (dials, reuse,
+// failures by kind).
+type FillClientStats = peer.ClientStats
 
 // ClusterStats are the gossip layer's counters.
 type ClusterStats struct {
