@@ -198,6 +198,13 @@ func (c *Client) CloseIdleExcept(keep func(addr string) bool) {
 	}
 }
 
+// Idle returns how many idle pooled connections the client keeps to addr.
+func (c *Client) Idle(addr string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.idle[addr])
+}
+
 // Stats returns a snapshot of the client's counters.
 func (c *Client) Stats() ClientStats {
 	return ClientStats{

@@ -113,8 +113,9 @@ func TestCloseIdleExcept(t *testing.T) {
 	}
 	c.CloseIdleExcept(func(addr string) bool { return addr == stay.Addr() })
 	c.mu.Lock()
-	idleStay, idleGone, open := len(c.idle[stay.Addr()]), len(c.idle[gone.Addr()]), len(c.conns)
+	open := len(c.conns)
 	c.mu.Unlock()
+	idleStay, idleGone := c.Idle(stay.Addr()), c.Idle(gone.Addr())
 	if idleStay != 1 || idleGone != 0 || open != 1 {
 		t.Fatalf("idle to kept %d, to dropped %d, open %d; want 1, 0, 1", idleStay, idleGone, open)
 	}
