@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -81,6 +82,17 @@ type Config struct {
 	FillAddr          string
 	OwnerTimeout      time.Duration
 	DisableOwnerFills bool
+	// FillListener, when set, is where this node answers its peers' fills
+	// instead of a TCP listener on FillAddr (leave FillAddr ""). Its Addr()
+	// must be host:port with a non-zero port: the port is advertised, and
+	// peers dial it at this node's gossip host. Start takes it over: the
+	// node's Close closes it, and so does a Start that fails after checking
+	// the Config. FillDial, when set, opens the connections to owners
+	// instead of a TCP dialer (its ctx bounds the dial only). Tests hand in
+	// gossip/gossiptest.FillNetwork's, so fills run in memory under the fake
+	// network's partitions. nil = real TCP, for each.
+	FillListener net.Listener
+	FillDial     func(ctx context.Context, addr string) (net.Conn, error)
 
 	// Gossip tuning. Profile: gossip.LAN (default) or gossip.Local (tight
 	// timeouts for tests on one machine). Transport: nil = real UDP/TCP
@@ -121,6 +133,10 @@ func (c Config) validate() error {
 		return errors.New("node: MaxConcurrentLoads must not be negative")
 	case c.MaxStaleness < 0, c.LoadTimeout < 0, c.MaxClockSkew < 0, c.FloorRetention < 0, c.PushPullInterval < 0:
 		return errors.New("node: durations must not be negative")
+	case c.FillListener != nil && c.FillAddr != "":
+		return errors.New("node: FillAddr and FillListener are both set")
+	case c.FillListener != nil && (c.Standalone || c.DisableOwnerFills):
+		return errors.New("node: FillListener is set but owner fills are off (Standalone or DisableOwnerFills)")
 	case c.Degraded != DegradedReadThrough && c.Degraded != DegradedFail:
 		return fmt.Errorf("node: unknown Degraded mode %d", c.Degraded)
 	}

@@ -98,16 +98,28 @@ func (n *Node) updateOwners(members []gossip.Member) {
 		addrs[m.Name] = net.JoinHostPort(host, strconv.Itoa(port))
 	}
 	n.owners.Store(&owners{ring: ring.New(names, 0), addrs: addrs})
+	if n.peerCl != nil {
+		// The pooled connections to owners that departed (or moved) would
+		// only fail their next fill: close them now.
+		live := make(map[string]bool, len(addrs))
+		for _, a := range addrs {
+			live[a] = true
+		}
+		n.peerCl.CloseIdleExcept(func(addr string) bool { return live[addr] })
+	}
 }
 
-// startPeers opens the peer-fill server and client; it returns the port to
-// advertise (0 when owner fills are off).
+// startPeers opens the peer-fill server (on Config.FillListener, else TCP on
+// FillAddr) and client (dialing with Config.FillDial, else TCP); it returns
+// the port to advertise (0 when owner fills are off). Peers dial that port at
+// this node's gossip host (updateOwners).
 func (n *Node) startPeers() (int, error) {
 	if n.cfg.Standalone || n.cfg.DisableOwnerFills {
 		return 0, nil
 	}
 	srv, err := peer.Listen(peer.ServerConfig{
 		Addr:      n.cfg.FillAddr,
+		Listener:  n.cfg.FillListener, // nil = TCP on FillAddr
 		SecretKey: n.cfg.SecretKey,
 		Handler:   peer.HandlerFunc(n.serveFill),
 		IsMember:  n.isMember,
@@ -117,14 +129,18 @@ func (n *Node) startPeers() (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("node: peer fill listener: %w", err)
 	}
-	cl, err := peer.NewClient(peer.ClientConfig{Name: n.cfg.Name, SecretKey: n.cfg.SecretKey})
+	_, p, err := net.SplitHostPort(srv.Addr())
+	port, perr := strconv.Atoi(p)
+	if err != nil || perr != nil || port < 1 || port > 65535 {
+		srv.Close()
+		return 0, fmt.Errorf("node: peer fill listener address %q has no port peers can dial", srv.Addr())
+	}
+	cl, err := peer.NewClient(peer.ClientConfig{Name: n.cfg.Name, SecretKey: n.cfg.SecretKey, Dial: n.cfg.FillDial})
 	if err != nil {
 		srv.Close()
 		return 0, fmt.Errorf("node: peer fill client: %w", err)
 	}
 	n.peerSrv, n.peerCl = srv, cl
-	_, p, _ := net.SplitHostPort(srv.Addr())
-	port, _ := strconv.Atoi(p)
 	return port, nil
 }
 

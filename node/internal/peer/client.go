@@ -32,6 +32,10 @@ type ClientConfig struct {
 	MaxIdle     int           // idle connections kept per peer; 0 = 4
 	MaxValue    int           // bytes of a response value accepted; 0 = 16 MiB
 	DialTimeout time.Duration // 0 = 1s (and never beyond the ctx deadline)
+	// Dial opens a connection to addr; ctx bounds the dial only (it carries
+	// DialTimeout). Tests hand in an in-memory network's dialer (see
+	// gossip/gossiptest.FillNetwork). nil = a net.Dialer over TCP.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
 }
 
 func (c ClientConfig) validate() error {
@@ -93,9 +97,9 @@ const (
 
 // Client sends fills to peers over pooled connections.
 type Client struct {
-	cfg    ClientConfig
-	dialer net.Dialer
-	stats  clientStats
+	cfg   ClientConfig
+	dial  func(ctx context.Context, addr string) (net.Conn, error)
+	stats clientStats
 
 	mu sync.Mutex
 	// guarded by mu
@@ -122,12 +126,23 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	return &Client{
-		cfg:    cfg,
-		dialer: net.Dialer{Timeout: cfg.DialTimeout},
-		idle:   make(map[string][]*clientConn),
-		conns:  make(map[*clientConn]struct{}),
-	}, nil
+	c := &Client{
+		cfg:   cfg,
+		idle:  make(map[string][]*clientConn),
+		conns: make(map[*clientConn]struct{}),
+	}
+	if cfg.Dial != nil {
+		dial := cfg.Dial
+		c.dial = func(ctx context.Context, addr string) (net.Conn, error) {
+			ctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+			defer cancel()
+			return dial(ctx, addr)
+		}
+	} else {
+		d := &net.Dialer{Timeout: cfg.DialTimeout}
+		c.dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+	}
+	return c, nil
 }
 
 // Close closes every connection; fills in flight fail and later fills
@@ -158,6 +173,36 @@ func (c *Client) CloseIdle(addr string) {
 	for _, cc := range idle {
 		cc.nc.Close()
 	}
+}
+
+// CloseIdleExcept closes the idle connections to every address for which
+// keep returns false, for the peers that left the cluster at a membership
+// change; fills in flight are not affected. keep runs under the client's
+// lock: it must not call the client.
+func (c *Client) CloseIdleExcept(keep func(addr string) bool) {
+	var idle []*clientConn
+	c.mu.Lock()
+	for addr, l := range c.idle {
+		if keep(addr) {
+			continue
+		}
+		for _, cc := range l {
+			delete(c.conns, cc)
+		}
+		idle = append(idle, l...)
+		delete(c.idle, addr)
+	}
+	c.mu.Unlock()
+	for _, cc := range idle {
+		cc.nc.Close()
+	}
+}
+
+// Idle returns how many idle pooled connections the client keeps to addr.
+func (c *Client) Idle(addr string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.idle[addr])
 }
 
 // Stats returns a snapshot of the client's counters.
@@ -253,7 +298,7 @@ func (c *Client) get(ctx context.Context, addr string) (cc *clientConn, reused b
 	}
 	c.mu.Unlock()
 
-	nc, err := c.dialer.DialContext(ctx, "tcp", addr)
+	nc, err := c.dial(ctx, addr)
 	if err != nil {
 		return nil, false, err
 	}

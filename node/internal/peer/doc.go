@@ -43,8 +43,14 @@
 // for every goroutine it started. [NewClient] returns a [Client] that dials on
 // demand and keeps up to MaxIdle idle connections per peer; [Client.Close]
 // closes them and fails the fills in flight; [Client.CloseIdle] drops the idle
-// connections to one peer (one that left the cluster). A pooled connection
-// that turns out dead is retried once on a fresh one.
+// connections to one peer (one that left the cluster), and
+// [Client.CloseIdleExcept] those to every peer not in the current set. A
+// pooled connection that turns out dead is retried once on a fresh one.
+//
+// ServerConfig.Listener and ClientConfig.Dial replace the TCP listener and
+// dialer, so tests run fills over an in-memory network (package
+// gossip/gossiptest) inside testing/synctest; deadlines, caps and timeouts
+// behave the same on any net.Conn that honours SetDeadline.
 //
 // A server connection waits for its next request without limit, but once a
 // frame has started, all of it must arrive within ServerConfig.Timeout.

@@ -19,7 +19,7 @@ import (
 
 // ServerConfig configures [Listen]. A zero field means its default.
 type ServerConfig struct {
-	Addr       string                 // listen address; "" = "127.0.0.1:0"
+	Addr       string                 // listen address; "" = "127.0.0.1:0"; ignored with Listener
 	SecretKey  []byte                 // nil = no authentication (trusted network only); else HMAC-SHA256 key
 	Handler    Handler                // required
 	IsMember   func(name string) bool // nil = accept any From; else a From that is not a current member is Refused
@@ -28,6 +28,11 @@ type ServerConfig struct {
 	Timeout    time.Duration          // per request, handler and response write; 0 = 5s
 	MaxSkew    time.Duration          // accepted clock difference for request timestamps (keyed only); 0 = 30s
 	Logger     *slog.Logger           // nil = discard
+	// Listener, when set, is served instead of a TCP listener on Addr (tests
+	// hand in an in-memory one, see gossip/gossiptest.FillNetwork). The
+	// Server owns it from Listen on: Close closes it, and so does a Listen
+	// that fails its validation. nil = listen on Addr.
+	Listener net.Listener
 }
 
 const (
@@ -111,15 +116,22 @@ type Server struct {
 	conns  map[net.Conn]struct{}
 }
 
-// Listen validates cfg, listens on cfg.Addr and serves until [Server.Close].
+// Listen validates cfg, listens on cfg.Addr (or takes cfg.Listener) and
+// serves until [Server.Close].
 func Listen(cfg ServerConfig) (*Server, error) {
 	if err := cfg.validate(); err != nil {
+		if cfg.Listener != nil {
+			cfg.Listener.Close()
+		}
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("peer: listen: %w", err)
+	ln := cfg.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+			return nil, fmt.Errorf("peer: listen: %w", err)
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, ln: ln, log: cfg.Logger, ctx: ctx, cancel: cancel, conns: make(map[net.Conn]struct{})}
