@@ -141,6 +141,8 @@ func TestBinary(t *testing.T) {
 		{name: "bad flag", args: []string{"demo", "--nodez", "3"}, wantCode: 2, wantStderr: "flag provided but not defined"},
 		{name: "bad write ratio", args: []string{"demo", "--write-ratio", "2"}, wantCode: 2, wantStderr: "--write-ratio must be in (0, 1]"},
 		{name: "stray argument", args: []string{"demo", "now"}, wantCode: 2, wantStderr: "unexpected arguments"},
+		{name: "bench moved", args: []string{"bench", "--scale", "0.1"}, wantCode: 2, wantStderr: "go run ./cmd/nearcache-bench"},
+		{name: "help bench", args: []string{"help", "bench"}, wantCode: 2, wantStderr: "go run ./cmd/nearcache-bench"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
