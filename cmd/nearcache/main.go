@@ -178,6 +178,7 @@ func demoCommand(stdout, stderr io.Writer) (*flag.FlagSet, func(context.Context)
 			TTL:           *ttl,
 			Seed:          *seed,
 			Out:           stdout,
+			Progress:      stderr,
 			Quiet:         *quiet,
 		}
 		if *latency == 0 {

@@ -82,6 +82,12 @@ func TestBinary(t *testing.T) {
 		if !strings.Contains(stderr.String(), "verdict") || strings.Contains(stderr.String(), "t=1s") {
 			t.Errorf("stderr should hold the verdict and no live table:\n%s", stderr.String())
 		}
+		// A line before each slow start-up step, on stderr.
+		for _, want := range []string{"nearcache demo: seeding 1000 rows into SQLite", "nearcache demo: waiting until the 3 nodes"} {
+			if !strings.Contains(stderr.String(), want) {
+				t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+			}
+		}
 		if left, _ := os.ReadDir(tmp); len(left) != 0 {
 			t.Errorf("left in TMPDIR: %v", left)
 		}
