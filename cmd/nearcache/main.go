@@ -4,6 +4,10 @@
 //	nearcache node [flags]   one production node: HTTP API, metrics, probes, status page
 //	nearcache help [command]
 //
+// The benchmark harness is a binary of its own, go run ./cmd/nearcache-bench,
+// so that this one (and a first go run ./cmd/nearcache demo) compiles only
+// what the demo and the node need; TestDeps keeps it so.
+//
 // Each subcommand has its own flag set; the logic lives in internal packages,
 // this file only wires flags to their Config.
 package main
@@ -49,7 +53,6 @@ func commands() []command {
 	return []command{
 		{name: "demo", summary: "run a nearcache cluster and naive caches on one workload, and compare", flags: demoCommand},
 		{name: "node", summary: "run one nearcache node with its HTTP API (see docs/deploy.md)", flags: nodeCommand},
-		{name: "bench", summary: "run nearcache beside no cache, local TTL caches, Redis and groupcache, and compare", flags: benchCommand},
 	}
 }
 
@@ -60,7 +63,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	switch args[0] {
+	case "bench":
+		benchMoved(stderr)
+		return exitUsage
 	case "help", "-h", "-help", "--help":
+		if len(args) > 1 && args[1] == "bench" {
+			benchMoved(stderr)
+			return exitUsage
+		}
 		if len(args) > 1 {
 			for _, c := range commands() {
 				if c.name == args[1] {
@@ -98,12 +108,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return exitUsage
 }
 
+// benchMoved answers the old `nearcache bench`: the bench has its own binary
+// now, which keeps the harness's dependencies out of this one.
+func benchMoved(w io.Writer) {
+	fmt.Fprintln(w, "nearcache: the bench moved to its own binary: go run ./cmd/nearcache-bench [flags] (--help lists them)")
+}
+
 func usage(w io.Writer) {
 	fmt.Fprintf(w, "usage: nearcache <command> [flags]\n\ncommands:\n")
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-6s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintf(w, "  %-6s %s\n", "help", "show this, or a command's flags: nearcache help demo")
+	fmt.Fprintf(w, "\nThe benchmarks are a binary of their own: go run ./cmd/nearcache-bench --help\n")
 }
 
 // demoCommand defines the demo's flags and returns the function that runs it.
@@ -161,6 +178,7 @@ func demoCommand(stdout, stderr io.Writer) (*flag.FlagSet, func(context.Context)
 			TTL:           *ttl,
 			Seed:          *seed,
 			Out:           stdout,
+			Progress:      stderr,
 			Quiet:         *quiet,
 		}
 		if *latency == 0 {

@@ -82,6 +82,12 @@ func TestBinary(t *testing.T) {
 		if !strings.Contains(stderr.String(), "verdict") || strings.Contains(stderr.String(), "t=1s") {
 			t.Errorf("stderr should hold the verdict and no live table:\n%s", stderr.String())
 		}
+		// A line before each slow start-up step, on stderr.
+		for _, want := range []string{"nearcache demo: seeding 1000 rows into SQLite", "nearcache demo: waiting until the 3 nodes"} {
+			if !strings.Contains(stderr.String(), want) {
+				t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+			}
+		}
 		if left, _ := os.ReadDir(tmp); len(left) != 0 {
 			t.Errorf("left in TMPDIR: %v", left)
 		}
@@ -141,6 +147,8 @@ func TestBinary(t *testing.T) {
 		{name: "bad flag", args: []string{"demo", "--nodez", "3"}, wantCode: 2, wantStderr: "flag provided but not defined"},
 		{name: "bad write ratio", args: []string{"demo", "--write-ratio", "2"}, wantCode: 2, wantStderr: "--write-ratio must be in (0, 1]"},
 		{name: "stray argument", args: []string{"demo", "now"}, wantCode: 2, wantStderr: "unexpected arguments"},
+		{name: "bench moved", args: []string{"bench", "--scale", "0.1"}, wantCode: 2, wantStderr: "go run ./cmd/nearcache-bench"},
+		{name: "help bench", args: []string{"help", "bench"}, wantCode: 2, wantStderr: "go run ./cmd/nearcache-bench"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

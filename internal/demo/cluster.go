@@ -70,6 +70,7 @@ func startCluster(ctx context.Context, cfg Config, src *source) (_ *cluster, err
 		}
 		c.groups = append(c.groups, g)
 	}
+	progress(cfg, "waiting until the %d nodes see each other and trust their caches (up to %v)", cfg.Nodes, cfg.ReadyTimeout)
 	if err := c.waitReady(ctx, cfg.ReadyTimeout); err != nil {
 		return nil, err
 	}

@@ -30,9 +30,13 @@ type Config struct {
 	// WriteTimeout bounds one AckAll invalidation; 0 = 2s.
 	WriteTimeout time.Duration
 
-	Out    io.Writer    // live table and verdict; nil = discard
-	Quiet  bool         // no live table (the verdict is still written to Out)
-	Logger *slog.Logger // the nodes' logger; nil = discard
+	Out io.Writer // live table and verdict; nil = discard
+	// Progress gets one line before each slow start-up step (seeding a
+	// database, starting the cluster and waiting for it), so a first run
+	// does not sit silent; nil = discard. cmd/nearcache passes stderr.
+	Progress io.Writer
+	Quiet    bool         // no live table (the verdict is still written to Out)
+	Logger   *slog.Logger // the nodes' logger; nil = discard
 }
 
 // DefaultConfig returns the defaults, filled in: what `nearcache demo` runs
@@ -94,6 +98,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Out == nil {
 		c.Out = io.Discard
+	}
+	if c.Progress == nil {
+		c.Progress = io.Discard
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -64,6 +64,7 @@ func interrupted(ctx context.Context) error {
 }
 
 func runNearcache(ctx context.Context, cfg Config, dir string) (_ PhaseResult, err error) {
+	progress(cfg, "seeding %d rows into SQLite (nearcache.db)", cfg.Keys)
 	src, err := openSource(ctx, dir, "nearcache.db", cfg.Keys, cfg.Nodes, cfg.Latency)
 	if err != nil {
 		return PhaseResult{}, err
@@ -93,6 +94,7 @@ func runNearcache(ctx context.Context, cfg Config, dir string) (_ PhaseResult, e
 }
 
 func runNaive(ctx context.Context, cfg Config, dir string) (PhaseResult, error) {
+	progress(cfg, "seeding %d rows into SQLite (naive.db)", cfg.Keys)
 	src, err := openSource(ctx, dir, "naive.db", cfg.Keys, cfg.Nodes, cfg.Latency)
 	if err != nil {
 		return PhaseResult{}, err
@@ -104,6 +106,11 @@ func runNaive(ctx context.Context, cfg Config, dir string) (PhaseResult, error) 
 	w, elapsed := runWorkload(ctx, cfg, cfg.NaiveDuration, "naive", nv)
 	p := summarize(w, liveRows(nv), elapsed, src.totalLoads(), nil)
 	return p, phaseErr("naive", w, p)
+}
+
+// progress writes one line to cfg.Progress before a slow start-up step.
+func progress(cfg Config, format string, args ...any) {
+	fmt.Fprintf(cfg.Progress, "nearcache demo: "+format+"...\n", args...)
 }
 
 // runWorkload runs one phase for d (or until ctx ends), printing the live

@@ -24,7 +24,7 @@ import (
 // nearcache must serve none: each write returns only once every node
 // acknowledged its invalidation.
 func TestRunVerdict(t *testing.T) {
-	var out bytes.Buffer
+	var out, prog bytes.Buffer
 	// A private TMPDIR: other test processes (cmd/nearcache runs the demo too)
 	// create demo directories in the shared one at the same time.
 	t.Setenv("TMPDIR", t.TempDir())
@@ -39,8 +39,9 @@ func TestRunVerdict(t *testing.T) {
 		TTL:           5 * time.Second,
 		Seed:          7,
 		Out:           &out,
+		Progress:      &prog,
 	})
-	t.Log(out.String())
+	t.Log(prog.String() + out.String())
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -68,6 +69,13 @@ func TestRunVerdict(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q", want)
 		}
+	}
+	// A line before each slow start-up step, in order, and nothing else.
+	wantProg := "nearcache demo: seeding 50 rows into SQLite (nearcache.db)...\n" +
+		"nearcache demo: waiting until the 3 nodes see each other and trust their caches (up to 15s)...\n" +
+		"nearcache demo: seeding 50 rows into SQLite (naive.db)...\n"
+	if prog.String() != wantProg {
+		t.Errorf("Progress got\n%s\nwant\n%s", prog.String(), wantProg)
 	}
 	// The JSON has the promised shape.
 	b, err := json.Marshal(res)

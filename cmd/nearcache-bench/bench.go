@@ -16,10 +16,10 @@ import (
 
 // benchCommand defines the bench's flags and returns the function that runs it.
 func benchCommand(stdout, stderr io.Writer) (*flag.FlagSet, func(context.Context) int) {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs := flag.NewFlagSet("nearcache-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: nearcache bench [flags]\n\n"+
+		fmt.Fprintf(fs.Output(), "usage: go run ./cmd/nearcache-bench [flags]\n\n"+
 			"Runs the same seeded workloads against no cache, per-instance TTL caches,\n"+
 			"Redis cache-aside, Redis client-side caching, groupcache and nearcache, and\n"+
 			"prints throughput, latency, database load, stale reads and memory side by side.\n"+
@@ -44,18 +44,18 @@ func benchCommand(stdout, stderr io.Writer) (*flag.FlagSet, func(context.Context
 
 	return fs, func(ctx context.Context) int {
 		if *scale <= 0 || *instances < 1 || *latency < 0 || *valueSize < 1 {
-			fmt.Fprintln(stderr, "nearcache bench: --scale must be positive, --instances and --value-size at least 1, --latency not negative")
+			fmt.Fprintln(stderr, "nearcache-bench: --scale must be positive, --instances and --value-size at least 1, --latency not negative")
 			return exitUsage
 		}
 		if *source != "" {
 			if !strings.HasPrefix(*source, "postgres://") && !strings.HasPrefix(*source, "postgresql://") {
-				fmt.Fprintln(stderr, "nearcache bench: --source must be a postgres:// or postgresql:// DSN (or empty for SQLite)")
+				fmt.Fprintln(stderr, "nearcache-bench: --source must be a postgres:// or postgresql:// DSN (or empty for SQLite)")
 				return exitUsage
 			}
 			latencySet := false
 			fs.Visit(func(f *flag.Flag) { latencySet = latencySet || f.Name == "latency" })
 			if latencySet {
-				fmt.Fprintln(stderr, "nearcache bench: --latency applies only to the SQLite source; PostgreSQL has its own")
+				fmt.Fprintln(stderr, "nearcache-bench: --latency applies only to the SQLite source; PostgreSQL has its own")
 				return exitUsage
 			}
 		}
@@ -82,7 +82,7 @@ func benchCommand(stdout, stderr io.Writer) (*flag.FlagSet, func(context.Context
 					}
 				}
 				if !found {
-					fmt.Fprintf(stderr, "nearcache bench: unknown workload %q (known: %s)\n", name, workloadNames())
+					fmt.Fprintf(stderr, "nearcache-bench: unknown workload %q (known: %s)\n", name, workloadNames())
 					return exitUsage
 				}
 			}
@@ -98,17 +98,17 @@ func benchCommand(stdout, stderr io.Writer) (*flag.FlagSet, func(context.Context
 		rep, err := bench.Run(ctx, cfg)
 		if rep != nil && len(rep.Results) > 0 {
 			if terr := bench.WriteTable(stdout, rep); terr != nil {
-				fmt.Fprintf(stderr, "nearcache bench: %v\n", terr)
+				fmt.Fprintf(stderr, "nearcache-bench: %v\n", terr)
 			}
 			if *jsonOut != "" {
 				if jerr := bench.WriteJSON(*jsonOut, rep); jerr != nil {
-					fmt.Fprintf(stderr, "nearcache bench: %v\n", jerr)
+					fmt.Fprintf(stderr, "nearcache-bench: %v\n", jerr)
 					return exitFailure
 				}
 			}
 			if *plots != "" {
 				if perr := writePlots(*plots, rep); perr != nil {
-					fmt.Fprintf(stderr, "nearcache bench: %v\n", perr)
+					fmt.Fprintf(stderr, "nearcache-bench: %v\n", perr)
 					return exitFailure
 				}
 			}
@@ -118,10 +118,10 @@ func benchCommand(stdout, stderr io.Writer) (*flag.FlagSet, func(context.Context
 			fmt.Fprintf(stdout, "\ndone in %v\n", time.Since(start).Round(time.Second))
 			return exitOK
 		case errors.Is(err, context.Canceled):
-			fmt.Fprintf(stderr, "nearcache bench: interrupted after %v; everything stopped\n", time.Since(start).Round(time.Millisecond))
+			fmt.Fprintf(stderr, "nearcache-bench: interrupted after %v; everything stopped\n", time.Since(start).Round(time.Millisecond))
 			return exitInterrupted
 		default:
-			fmt.Fprintf(stderr, "nearcache bench: %v\n", err)
+			fmt.Fprintf(stderr, "nearcache-bench: %v\n", err)
 			return exitFailure
 		}
 	}

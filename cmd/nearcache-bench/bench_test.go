@@ -32,7 +32,7 @@ func TestBenchSource(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			code := run(context.Background(), append([]string{"bench"}, tc.args...), &stdout, &stderr)
+			code := run(context.Background(), tc.args, &stdout, &stderr)
 			if code != tc.wantCode || !strings.Contains(stderr.String(), tc.wantStderr) {
 				t.Errorf("bench %v = exit %d, stderr %q; want %d and %q", tc.args, code, stderr.String(), tc.wantCode, tc.wantStderr)
 			}
