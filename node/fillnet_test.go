@@ -59,7 +59,7 @@ func fillCluster(t *testing.T, nw *gossiptest.Network, fn *gossiptest.FillNetwor
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { n.Close() })
+		t.Cleanup(func() { n.Close(context.Background()) })
 		l := &nodeLoader{src: src}
 		g, err := NewGroup(n, "rows", GroupConfig[string]{Loader: l})
 		if err != nil {
