@@ -218,8 +218,9 @@ func TestFillNetOwnerDies(t *testing.T) {
 		start := time.Now()
 		go func() { _, err := ms[r].g.Get(context.Background(), "k"); got <- err }()
 		<-gt.started
-		ms[o].n.peerSrv.Close() // kill -9: the kernel resets its connections...
-		ms[o].tr.Shutdown()     // ...and its gossip goes silent
+		k2 := keyOwnedBy(t, ms, o, "k") // by the ring before the death: the new one gives it to a live node
+		ms[o].n.peerSrv.Close()         // kill -9: the kernel resets its connections...
+		ms[o].tr.Shutdown()             // ...and its gossip goes silent
 		if err := <-got; err != nil {
 			t.Fatalf("Get with the owner gone: %v", err)
 		}
@@ -232,7 +233,6 @@ func TestFillNetOwnerDies(t *testing.T) {
 
 		waitFor(t, time.Minute, "the dead owner gone from the requester's members", func() bool { return len(ms[r].n.Members()) == 2 })
 		before := src.loads()
-		k2 := keyOwnedBy(t, ms, o, "k") // by the old ring: the new one gives it to a live node
 		src.put(k2, "")
 		start = time.Now()
 		if _, err := ms[r].g.Get(context.Background(), k2); err != nil {
