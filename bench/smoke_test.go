@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"errors"
+	"github.com/nearcache/nearcache/internal/needs"
 	"testing"
 	"time"
 )
@@ -23,7 +24,7 @@ func TestSmoke(t *testing.T) {
 	defer cancel()
 	rep, err := Run(ctx, cfg)
 	if errors.Is(err, ErrNoRedis) {
-		t.Fatalf("%v (CI installs it: make bench-deps)", err)
+		needs.Missing(t, "redis-server", "make bench-deps (apt-get install redis-server)")
 	}
 	if err != nil {
 		t.Fatal(err)

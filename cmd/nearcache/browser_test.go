@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/nearcache/nearcache/internal/needs"
 	"os"
 	"os/exec"
 	"regexp"
@@ -26,8 +27,7 @@ func dumpDOM(t *testing.T, url string) string {
 		if os.Getenv("NEARCACHE_SKIP_BROWSER") == "1" {
 			t.Skipf("%s missing and NEARCACHE_SKIP_BROWSER=1", chromiumPath)
 		}
-		t.Fatalf("%s missing: install it with `make browser-deps` (apt-get install chromium), "+
-			"or set NEARCACHE_SKIP_BROWSER=1 to skip the browser test", chromiumPath)
+		needs.Missing(t, chromiumPath, "make browser-deps (apt-get install chromium)")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

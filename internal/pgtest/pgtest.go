@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/nearcache/nearcache/internal/needs"
 	"net"
 	"os"
 	"os/exec"
@@ -33,7 +34,7 @@ func Start(t testing.TB) string {
 	t.Helper()
 	initdb, postgres, err := findBinaries(debianBinGlob)
 	if err != nil {
-		t.Skipf("pgtest: %v; install PostgreSQL (make bench-deps) to run this test", err)
+		needs.Missing(t, "PostgreSQL ("+err.Error()+")", "make bench-deps (apt-get install postgresql)")
 	}
 	dir, err := os.MkdirTemp("", "nearcache-pg-")
 	if err != nil {
