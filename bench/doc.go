@@ -21,5 +21,8 @@
 // strategy runs its peers as child processes (package groupcachepeer), whose
 // getters read the Source over HTTP from the harness.
 //
+// Its command line is a binary of its own, so that the nearcache binary does
+// not link the harness: go run ./cmd/nearcache-bench --help.
+//
 // See README.md for the JSON schema and how each figure is measured.
 package bench
