@@ -11,6 +11,10 @@ import (
 // TestCloseBoundedByContext: a loader that ignores nothing but takes long
 // holds Close for at most ctx's deadline, not LoadTimeout; Close then cuts
 // the load short, releases everything and says why it stopped early.
+//
+// Scheduling-dependent; green under load with:
+//
+//	go test -race -count=50 -run TestCloseBoundedByContext ./node/  # beside: yes >/dev/null & yes >/dev/null &
 func TestCloseBoundedByContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		src := newSource()
@@ -53,6 +57,10 @@ func TestCloseBoundedByContext(t *testing.T) {
 
 // TestCloseWithEndedContext: Close on a cancelled ctx still releases
 // everything (goleak in TestMain checks the goroutines).
+//
+// Scheduling-dependent; green under load with:
+//
+//	go test -race -count=50 -run TestCloseWithEndedContext ./node/  # beside: yes >/dev/null & yes >/dev/null &
 func TestCloseWithEndedContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		n, _ := standalone(t, newSource(), nil)

@@ -396,6 +396,10 @@ func (g *watchGate) freeze(t *testing.T) (release func()) {
 // before its watchdog does. The watchdog is held at a watchGate to stand for
 // the frozen process; the read must go to the source, not to the cache its
 // last verdict (taken before the stall) still vouches for.
+//
+// Scheduling-dependent; green under load with:
+//
+//	go test -race -count=50 -run TestClusterFrozenNodeServesNothingCached ./node/  # beside: yes >/dev/null & yes >/dev/null &
 func TestClusterFrozenNodeServesNothingCached(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		src := newSource()
@@ -438,6 +442,10 @@ func TestClusterFrozenNodeServesNothingCached(t *testing.T) {
 // every live peer, waits until each has spoken, and purges before serving
 // from its cache again. Catches: a stall that leaves the verdict standing
 // (the process campaign saw a node serve a 24 s old version after SIGCONT).
+//
+// Scheduling-dependent; green under load with:
+//
+//	go test -race -count=50 -run TestClusterStallPastLeaseResyncs ./node/  # beside: yes >/dev/null & yes >/dev/null &
 func TestClusterStallPastLeaseResyncs(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		src := newSource()

@@ -116,6 +116,10 @@ next:
 // node gets the value from the owner. Fails when fills do not travel the
 // FillNetwork (every requester falls back: 5 loads) or the owner does not
 // coalesce.
+//
+// Scheduling-dependent; green under load with:
+//
+//	go test -race -count=50 -run TestFillNetSingleFill ./node/  # beside: yes >/dev/null & yes >/dev/null &
 func TestFillNetSingleFill(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		src := newSource()
@@ -172,6 +176,10 @@ func TestFillNetSingleFill(t *testing.T) {
 // TestFillNetOwnerStalls: an owner whose loader blocks costs its requester
 // exactly OwnerTimeout, then a local load. Fails if the requester waited on
 // the owner longer (or did not ask it).
+//
+// Scheduling-dependent; green under load with:
+//
+//	go test -race -count=50 -run TestFillNetOwnerStalls ./node/  # beside: yes >/dev/null & yes >/dev/null &
 func TestFillNetOwnerStalls(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		src := newSource()
@@ -203,6 +211,10 @@ func TestFillNetOwnerStalls(t *testing.T) {
 // connections and gossip transport vanish). The requester falls back at once
 // instead of waiting for OwnerTimeout, and once the cluster has noticed the
 // death, the ring no longer sends it there.
+//
+// Scheduling-dependent; green under load with:
+//
+//	go test -race -count=50 -run TestFillNetOwnerDies ./node/  # beside: yes >/dev/null & yes >/dev/null &
 func TestFillNetOwnerDies(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		src := newSource()
@@ -254,6 +266,10 @@ func TestFillNetOwnerDies(t *testing.T) {
 // cluster put it. Fails when the fill channel ignores partitions (the owner
 // serves the fills and raises its floor). Also: once the cut-off node drops
 // the owner from its members, its idle connections to it are closed.
+//
+// Scheduling-dependent; green under load with:
+//
+//	go test -race -count=50 -run TestFillNetPartitionCutsFills ./node/  # beside: yes >/dev/null & yes >/dev/null &
 func TestFillNetPartitionCutsFills(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		src := newSource()

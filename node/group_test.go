@@ -557,6 +557,10 @@ func TestStartWithUnreachableSeed(t *testing.T) {
 // delete) answers no later reader; a stored one, still being applied, does.
 // Regression: TestStartWithUnreachableSeed saw 1 load for 3 reads on an
 // untrusted node when the second read came in that moment.
+//
+// Scheduling-dependent; green under load with:
+//
+//	go test -race -count=50 -run TestUnstoredFlightNotJoined ./node/  # beside: yes >/dev/null & yes >/dev/null &
 func TestUnstoredFlightNotJoined(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		src := newSource()
