@@ -50,6 +50,7 @@ func eventually(t *testing.T, limit time.Duration, what string, cond func() bool
 // TestWrapLoopbackDrop runs a 3-node memberlist cluster over real UDP/TCP on
 // 127.0.0.1 with wrapped transports: SetDrop(1) stops user messages and
 // SetDrop(0) restores them.
+// Green under load: go test -race -count=100 -run TestWrapLoopbackDrop ./gossip/gossiptest/  # beside: yes >/dev/null & yes >/dev/null &
 func TestWrapLoopbackDrop(t *testing.T) {
 	n := New(1)
 	var (
