@@ -52,7 +52,8 @@ type peer struct {
 	state     string          // "alive", "dead" or "left"
 	since     time.Time       // of the last state change
 	lastHeard time.Time       // its stream (batch or heartbeat) or its join
-	spoke     time.Time       // its last batch or heartbeat to us: it counts us as a member
+	spoke     time.Time       // its last heartbeat naming our incarnation: it counts us, this process, as a live member
+	inc       uint64          // the highest incarnation heard from it (its batches, heartbeats)
 	leaving   bool            // it announced a graceful leave
 }
 
@@ -285,7 +286,11 @@ func (c *Cluster) HealthSince(since time.Time) Health {
 		switch p.state {
 		case "alive":
 			h.AlivePeers++
-			if !p.lastHeard.Before(since) {
+			// Fresh: it named this incarnation in a heartbeat since then,
+			// so it counts this process as a live member and waits for
+			// its acks. A peer that only sends to us as to the recently
+			// dead says nothing about what its writers wait for.
+			if !p.spoke.Before(since) {
 				h.FreshPeers++
 			}
 			if h.OldestHeard.IsZero() || p.lastHeard.Before(h.OldestHeard) {
@@ -404,12 +409,21 @@ func (c *Cluster) heartbeatLoop() {
 		case <-c.kick:
 		}
 		c.mu.Lock()
-		msg := (&heartbeatMsg{From: c.cfg.Name, Incarnation: c.inc, LastSeq: c.seq}).encode()
 		targets := c.sendTargetsLocked(time.Now())
+		msgs := make([][]byte, len(targets))
+		for i := range targets {
+			// Each recipient is told which of its incarnations this node
+			// counts as live (see heartbeatMsg.To).
+			hb := heartbeatMsg{From: c.cfg.Name, Incarnation: c.inc, LastSeq: c.seq}
+			if p := c.peers[targets[i].Name]; p != nil && p.state == "alive" {
+				hb.To = p.inc
+			}
+			msgs[i] = hb.encode()
+		}
 		c.pruneLocked(time.Now())
 		c.mu.Unlock()
 		for i := range targets {
-			if c.ml.SendBestEffort(&targets[i], msg) == nil {
+			if c.ml.SendBestEffort(&targets[i], msgs[i]) == nil {
 				c.st.hbSent.Add(1)
 				c.st.msgSent.Add(1)
 			}

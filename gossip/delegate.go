@@ -72,13 +72,21 @@ func (c *Cluster) memberEvent(n *memberlist.Node, alive bool) {
 			}
 		}
 	}
-	alivePeers := 0
+	alivePeers, failed := 0, 0
 	for _, p := range c.peers {
-		if p.state == "alive" {
+		switch {
+		case p.state == "alive":
 			alivePeers++
+		case p.state == "dead" && now.Sub(p.since) <= c.cfg.FailedMemberRetention:
+			failed++
 		}
 	}
-	if alivePeers == 0 {
+	// Alone after a failure, this node may be the minority side of a
+	// partition: it must catch up again before it trusts. Alone because every
+	// peer left gracefully, it heard all they published (they announced the
+	// leave, and a leaver publishes nothing after it), so it stays caught up:
+	// the survivor of a 2-node rolling restart keeps serving (issue 11).
+	if alivePeers == 0 && failed > 0 {
 		c.synced = false
 	}
 	c.numNodes.Store(int64(alivePeers + 1))
@@ -187,7 +195,10 @@ func (c *Cluster) receiveLog(l *originLog, fromOrigin bool) []Invalidation {
 	defer c.mu.Unlock()
 	if fromOrigin {
 		if p := c.peers[l.Origin]; p != nil && p.state == "alive" {
-			p.lastHeard, p.spoke = now, now
+			// A batch is sent to the recently dead too: it says the origin
+			// is alive, not that it counts this node as a member.
+			p.lastHeard = now
+			c.noteIncLocked(p, l.Incarnation)
 		}
 	}
 	s := c.streamForLocked(l.Origin, l.Incarnation, l.Entries[0].Seq-1)
@@ -231,10 +242,29 @@ func (c *Cluster) receiveHeartbeat(m *heartbeatMsg) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if p := c.peers[m.From]; p != nil && p.state == "alive" {
-		p.lastHeard, p.spoke = now, now
+		p.lastHeard = now
+		if m.To == c.inc {
+			p.spoke = now // it counts this process as a live member: it will wait for our acks
+		}
+		c.noteIncLocked(p, m.Incarnation)
 	}
 	if s := c.streamForLocked(m.From, m.Incarnation, m.LastSeq); s != nil {
 		c.st.gaps.Add(s.note(m.LastSeq))
+	}
+}
+
+// noteIncLocked records inc as p's incarnation if it is newer than the one
+// known. A peer seen at a new incarnation (it restarted) is sent a heartbeat
+// at once, naming it: it needs one from every live peer before it trusts its
+// cache.
+func (c *Cluster) noteIncLocked(p *peer, inc uint64) {
+	if inc <= p.inc {
+		return
+	}
+	p.inc = inc
+	select {
+	case c.kick <- struct{}{}:
+	default:
 	}
 }
 

@@ -26,10 +26,23 @@ func (c *Cluster) Publish(ctx context.Context, invs []Invalidation) error {
 // leave gracefully meanwhile are no longer waited for. If ctx ends first it
 // returns an *AckError naming the members that did not acknowledge.
 func (c *Cluster) PublishAcked(ctx context.Context, invs []Invalidation) error {
+	_, err := c.PublishAckedBy(ctx, invs)
+	return err
+}
+
+// PublishAckedBy is PublishAcked, and also returns the members it waited
+// for (sorted): those alive here when it published.
+func (c *Cluster) PublishAckedBy(ctx context.Context, invs []Invalidation) (waited []string, err error) {
 	w, err := c.publish(ctx, invs, true)
 	if err != nil || w == nil {
-		return err
+		return nil, err
 	}
+	waited = w.members
+	err = c.awaitAcks(ctx, w)
+	return waited, err
+}
+
+func (c *Cluster) awaitAcks(ctx context.Context, w *ackWaiter) error {
 	t := time.NewTicker(ackResend)
 	defer t.Stop()
 	for {
@@ -85,6 +98,7 @@ func (c *Cluster) PublishAcked(ctx context.Context, invs []Invalidation) error {
 
 // ackWaiter tracks one PublishAcked call. Cluster.mu guards it.
 type ackWaiter struct {
+	members []string // waited for, sorted (pending only shrinks)
 	inc     uint64
 	batches []encodedBatch
 	pending map[string]map[int]struct{} // member -> batch indexes not yet acknowledged
@@ -160,7 +174,9 @@ func (c *Cluster) publish(ctx context.Context, invs []Invalidation, acked bool) 
 				idx[i] = struct{}{}
 			}
 			w.pending[n.Name] = idx
+			w.members = append(w.members, n.Name)
 		}
+		slices.Sort(w.members)
 		if len(w.pending) == 0 {
 			w.finishLocked()
 		}

@@ -91,7 +91,7 @@ type Health struct {
 	Solo          bool      // Join empty and no peer ever seen: nothing to hear from
 	Synced        bool      // completed >= 1 push/pull state exchange with a peer since Start (reset when all peers are lost)
 	AlivePeers    int       // live members other than self
-	FreshPeers    int       // alive peers heard since the time given to HealthSince (all of them for Health)
+	FreshPeers    int       // alive peers whose heartbeat named this incarnation since the time given to HealthSince (all of them for Health)
 	ExpectedPeers int       // AlivePeers + failed (not left) members within FailedMemberRetention
 	OldestHeard   time.Time // min over alive peers of when their stream (invalidation or heartbeat) was last heard; zero if none
 	PendingGaps   int       // missing (origin, seq) not yet repaired

@@ -80,6 +80,11 @@ type heartbeatMsg struct {
 	From        string
 	Incarnation uint64
 	LastSeq     uint64
+	// To is the recipient's incarnation as the sender knows it, when the
+	// sender counts the recipient as a live member (it waits for its acks and
+	// sends it every batch); 0 otherwise. A restarted node trusts its cache
+	// only once every live peer has named its new incarnation here.
+	To uint64
 }
 
 // leavingMsg announces a graceful leave, just before memberlist's: memberlist
@@ -181,7 +186,8 @@ func (m *heartbeatMsg) encode() []byte {
 	b := appendHeader(make([]byte, 0, 32+len(m.From)), msgHeartbeat)
 	b = appendName(b, m.From)
 	b = binary.AppendUvarint(b, m.Incarnation)
-	return binary.AppendUvarint(b, m.LastSeq)
+	b = binary.AppendUvarint(b, m.LastSeq)
+	return binary.AppendUvarint(b, m.To)
 }
 
 func (m *ackMsg) encode() []byte {
@@ -451,7 +457,7 @@ func decodeMessage(b []byte) (any, error) {
 		m.Log = r.log()
 		msg = m
 	case msgHeartbeat:
-		msg = &heartbeatMsg{From: r.name("from"), Incarnation: r.uvarint(), LastSeq: r.uvarint()}
+		msg = &heartbeatMsg{From: r.name("from"), Incarnation: r.uvarint(), LastSeq: r.uvarint(), To: r.uvarint()}
 	case msgLeaving:
 		msg = &leavingMsg{From: r.name("from"), Incarnation: r.uvarint()}
 	case msgAck:

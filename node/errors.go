@@ -16,6 +16,13 @@ var (
 	// ErrOverloaded is returned (wrapped) when a load waited for a free slot
 	// under Config.MaxConcurrentLoads until its LoadTimeout or ctx ended.
 	ErrOverloaded = errors.New("node: overloaded: too many concurrent loads")
+	// ErrNotJoined is returned (wrapped) by a write with [AckAll] on a node
+	// that has not caught up with any peer since it started, or since a
+	// failure left it alone: it cannot know which members may serve the key
+	// (a restarted node must not report a write as invalidated before it has
+	// rejoined). The invalidation was applied here and sent to whoever
+	// listens.
+	ErrNotJoined = errors.New("node: not joined to the cluster yet: the members to wait for are unknown")
 )
 
 // StaleError is returned when the source kept answering with a version below

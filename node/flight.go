@@ -26,6 +26,20 @@ func (g *Group[V]) sharedFill(ctx context.Context, key string) (fillResult[V], e
 	return g.joinFill(ctx, flightKey{key: key, remote: g.n.ownerOf(g.name, key) != ""})
 }
 
+// freshFill is sharedFill for a read through an untrusted cache: it shares
+// only a load that begins after it was called (flight.Group.JoinFresh).
+func (g *Group[V]) freshFill(ctx context.Context, key string) (fillResult[V], error) {
+	fk := flightKey{key: key, remote: g.n.ownerOf(g.name, key) != ""}
+	c, started := g.flights.JoinFresh(fk, func() (flight.Work[fillResult[V]], bool) { return g.flightWork(ctx, fk) })
+	if c == nil {
+		return fillResult[V]{}, ErrClosed
+	}
+	if !started {
+		g.ctr.inc(cCoalesced)
+	}
+	return c.Wait(ctx)
+}
+
 // ownerFill is sharedFill for the owner answering a peer: local only.
 func (g *Group[V]) ownerFill(ctx context.Context, key string) (fillResult[V], error) {
 	return g.joinFill(ctx, flightKey{key: key})

@@ -14,7 +14,8 @@ import (
 // A node trusts its cache when it is alone by design (never had peers), or
 // when all of these hold:
 //   - it has caught up: at least one state exchange with a peer since start
-//     (or since it last lost every peer);
+//     (or since it was last left alone by a failure: a survivor of graceful
+//     leaves stays caught up, and trusted, see the ExpectedPeers case);
 //   - no known gap in any peer's invalidation stream is left unrepaired;
 //   - it has heard, within MaxStaleness, a strict majority of the members it
 //     expects (itself included: alive peers plus those that failed without
@@ -37,6 +38,13 @@ func trustVerdict(h gossip.Health) (bool, string) {
 		return false, "not caught up with any peer yet"
 	case h.PendingGaps > 0:
 		return false, "unrepaired gaps in the invalidation stream"
+	case h.ExpectedPeers == 0:
+		// Every peer left gracefully (none failed within
+		// FailedMemberRetention): they announced it and publish nothing
+		// after it, so this node heard all they will write through the
+		// cluster. A failed peer is different: it may be the other side of
+		// a partition, still writing, and it keeps ExpectedPeers above zero.
+		return true, "every peer left gracefully"
 	case h.FreshPeers == 0:
 		return false, "no peer heard within MaxStaleness"
 	case (h.FreshPeers+1)*2 <= h.ExpectedPeers+1:

@@ -24,6 +24,8 @@ func TestTrustVerdict(t *testing.T) {
 		{"exact half is not a majority", func(h *gossip.Health) { h.AlivePeers, h.FreshPeers, h.ExpectedPeers = 1, 1, 3 }, false},
 		{"majority of five", func(h *gossip.Health) { h.AlivePeers, h.FreshPeers = 2, 2 }, true},
 		{"two nodes, the other crashed", func(h *gossip.Health) { h.AlivePeers, h.FreshPeers, h.ExpectedPeers = 0, 0, 1 }, false},
+		{"every peer left gracefully", func(h *gossip.Health) { h.AlivePeers, h.FreshPeers, h.ExpectedPeers = 0, 0, 0 }, true},
+		{"every peer left, not caught up", func(h *gossip.Health) { *h = gossip.Health{} }, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -95,15 +95,21 @@ func (g *Group[V]) get(ctx context.Context, key string, mode readMode) (V, error
 		if v, ok, err := g.verify(ctx, key, trusted); ok || err != nil {
 			return v, err
 		}
-		return g.load(ctx, key, false)
+		return g.load(ctx, key, loadPrivate)
 	case readAuthoritative:
 		g.ctr.inc(cBypass)
-		return g.load(ctx, key, false)
+		return g.load(ctx, key, loadPrivate)
 	default:
-		if trusted {
-			g.ctr.inc(cMisses)
+		if !trusted {
+			// Reading through: this node may not be listed by every writer
+			// yet (it just restarted or rejoined), so writes it never heard
+			// of may have been acknowledged without it, and no floor fences
+			// a load that began before them. Share only loads that begin
+			// after this read did.
+			return g.load(ctx, key, loadFresh)
 		}
-		return g.load(ctx, key, true)
+		g.ctr.inc(cMisses)
+		return g.load(ctx, key, loadShared)
 	}
 }
 
@@ -137,27 +143,39 @@ func (g *Group[V]) verify(ctx context.Context, key string, trusted bool) (v V, o
 	return v, false, nil
 }
 
-// load reads key from the source: shared with concurrent readers on this node
-// when shared is true, else a private load (authoritative reads must not be
-// served by a load that started before them). It loads again while the
-// result is below the key's floor, within the LoadTimeout (see minStaleTries).
-func (g *Group[V]) load(ctx context.Context, key string, shared bool) (V, error) {
+// loadMode says which loads a read may share.
+type loadMode uint8
+
+const (
+	loadShared  loadMode = iota // any load of the key in flight on this node (fenced by floors)
+	loadFresh                   // only a load that begins after the read (reading through, untrusted)
+	loadPrivate                 // its own load (authoritative and verified reads)
+)
+
+// load reads key from the source, sharing a load as mode allows (an
+// authoritative read must not be served by a load that started before it).
+// It loads again while the result is below the key's floor, within the
+// LoadTimeout (see minStaleTries).
+func (g *Group[V]) load(ctx context.Context, key string, mode loadMode) (V, error) {
 	var zero V
 	var r fillResult[V]
 	began := time.Now()
 	pause := 10 * time.Millisecond
 	for attempt := 0; ; attempt++ {
 		var err error
-		if shared {
+		switch mode {
+		case loadShared:
 			r, err = g.sharedFill(ctx, key)
-		} else {
+		case loadFresh:
+			r, err = g.freshFill(ctx, key)
+		default:
 			r, err = g.privateFill(ctx, key)
 		}
 		if err != nil {
 			return zero, err
 		}
 		if r.err != nil && !(IsNotFound(r.err) && !g.admits(key, r.fence, r.version)) {
-			if shared && g.checkStale && !errors.Is(r.err, context.Canceled) && !IsNotFound(r.err) {
+			if mode != loadPrivate && g.checkStale && !errors.Is(r.err, context.Canceled) && !IsNotFound(r.err) {
 				if v, ok := g.staleOnError(key); ok {
 					return v, nil
 				}

@@ -341,18 +341,33 @@ func (n *Node) eachGroup(f func(groupHandle)) {
 }
 
 // publish spreads one invalidation already applied here.
-func (n *Node) publish(ctx context.Context, inv gossip.Invalidation, ackAll bool) error {
+func (n *Node) publish(ctx context.Context, inv gossip.Invalidation, o WriteOption) error {
 	if n.cluster == nil {
+		if o.ackedBy != nil {
+			*o.ackedBy = nil
+		}
 		return nil
 	}
 	invs := []gossip.Invalidation{inv}
-	if !ackAll {
+	if !o.ackAll {
 		if err := n.cluster.Publish(ctx, invs); err != nil {
 			return fmt.Errorf("node: publish: %w", err)
 		}
 		return nil
 	}
-	err := n.cluster.PublishAcked(ctx, invs)
+	if h := n.cluster.Health(); !h.Solo && !h.Synced {
+		// Published all the same (a peer that hears it applies it), but
+		// nobody can be waited for: this node does not know who may serve
+		// the key. Not an *AckError: there is no member to name.
+		if err := n.cluster.Publish(ctx, invs); err != nil {
+			return fmt.Errorf("node: publish: %w", err)
+		}
+		return fmt.Errorf("node: AckAll on %s: %w", n.cfg.Name, ErrNotJoined)
+	}
+	waited, err := n.cluster.PublishAckedBy(ctx, invs)
+	if o.ackedBy != nil {
+		*o.ackedBy = waited
+	}
 	var ae *gossip.AckError
 	if errors.As(err, &ae) {
 		return &AckError{Missing: ae.Missing, Err: ctx.Err()}

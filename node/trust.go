@@ -20,11 +20,65 @@ const forever = math.MaxInt64
 
 // watchdog owns the trust machine of a clustered node.
 type watchdog struct {
-	// mu guards m and resyncing: the watchdog goroutine steps the machine,
-	// a finishing resync reports back to it.
+	// mu guards m, resyncing and ready: the watchdog goroutine steps the
+	// machine, a finishing resync reports back to it, WaitReady reads ready.
 	mu        sync.Mutex
 	m         *trust.Machine
 	resyncing bool
+	ready     chan struct{} // closed while trust is earned; replaced when it is lost
+}
+
+// readyChan returns the channel that is closed once trust is earned.
+func (w *watchdog) readyChan() chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ready == nil {
+		w.ready = make(chan struct{})
+	}
+	return w.ready
+}
+
+// WaitReady blocks until the node serves cached values (Trusted reports
+// true), ctx ends, or the node closes, and returns nil, ctx's error or
+// ErrClosed. Ready means: the node has caught up with its peers, every live
+// peer lists this incarnation of it as alive (so their AckAll writes wait for
+// it), no gap in their invalidation streams is left unrepaired, and it heard a
+// majority of the members it expects within MaxStaleness. A Standalone node,
+// or one alone by design, is ready at once. Tie a service's readiness probe
+// to it (or to Trusted); a node that is not ready still answers reads, from
+// the source.
+func (n *Node) WaitReady(ctx context.Context) error {
+	for {
+		if n.closed.Load() {
+			return ErrClosed
+		}
+		if n.servable() {
+			return nil
+		}
+		ch := n.wd.readyChan()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-n.closing.Done():
+			return ErrClosed
+		case <-ch:
+			if n.servable() {
+				return nil
+			}
+			// Earned, but the lease lapsed before the watchdog's next step
+			// (a stall): wait for that step, which replaces ch.
+			t := time.NewTimer(n.watchPeriod())
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-n.closing.Done():
+				t.Stop()
+				return ErrClosed
+			case <-t.C:
+			}
+		}
+	}
 }
 
 // servable reports whether cached values may be served now: the watchdog's
@@ -107,6 +161,9 @@ func (n *Node) checkTrust(now time.Time) {
 	if a.Lost != "" {
 		n.trusted.Store(false)
 		n.trustUntil.Store(0)
+		if w.ready != nil && isClosed(w.ready) {
+			w.ready = make(chan struct{})
+		}
 		n.degradedTransition.Add(1)
 		n.cfg.Logger.Warn("cache not trusted: reads bypass it", "why", a.Lost)
 	}
@@ -121,6 +178,12 @@ func (n *Node) checkTrust(now time.Time) {
 	}
 	if w.m.Trusted() {
 		n.trustUntil.Store(w.m.Until())
+		if w.ready == nil {
+			w.ready = make(chan struct{})
+		}
+		if !isClosed(w.ready) {
+			close(w.ready)
+		}
 	}
 }
 
@@ -145,4 +208,13 @@ func (n *Node) startResync(gen uint64) {
 			n.cfg.Logger.Info("resynced after a stall", "peers", asked)
 		}
 	}()
+}
+
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }

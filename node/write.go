@@ -14,20 +14,36 @@ const (
 )
 
 // WriteOption changes how an invalidation is spread.
-type WriteOption struct{ ackAll bool }
+type WriteOption struct {
+	ackAll  bool
+	ackedBy *[]string
+}
 
 // AckAll returns a write option that makes the call wait until every live
 // member acknowledged the invalidation (G7), or fail with an *[AckError]
-// naming those that did not before ctx ended. Give ctx a deadline.
+// naming those that did not before ctx ended. Give ctx a deadline. On a node
+// that has not joined its cluster yet (or was left alone by a failure and has
+// not caught up since), it fails at once with an error wrapping
+// [ErrNotJoined]: the members that may serve the key are unknown.
 func AckAll() WriteOption { return WriteOption{ackAll: true} }
 
-func ackAll(opts []WriteOption) bool {
+// AckedBy returns a write option that, with [AckAll], stores in *members the
+// names (sorted) of the members the call waited for: every member this node
+// listed as alive when it published. For debugging: a node missing from it
+// was not listed by this writer, and does not trust its cache until every
+// writer lists it (see [Node.WaitReady]).
+func AckedBy(members *[]string) WriteOption { return WriteOption{ackedBy: members} }
+
+// writeOpts folds opts.
+func writeOpts(opts []WriteOption) WriteOption {
+	var w WriteOption
 	for _, o := range opts {
-		if o.ackAll {
-			return true
+		w.ackAll = w.ackAll || o.ackAll
+		if o.ackedBy != nil {
+			w.ackedBy = o.ackedBy
 		}
 	}
-	return false
+	return w
 }
 
 // version checks a writer's version against the group's versioning and
@@ -70,7 +86,7 @@ func (g *Group[V]) Invalidate(ctx context.Context, key string, version uint64, o
 	}
 	g.cache.Raise(key, v)
 	g.ctr.inc(cSent)
-	return g.n.publish(ctx, gossip.Invalidation{Group: g.name, Kind: gossip.KindKey, Key: key, Version: v}, ackAll(opts))
+	return g.n.publish(ctx, gossip.Invalidation{Group: g.name, Kind: gossip.KindKey, Key: key, Version: v}, writeOpts(opts))
 }
 
 // Set is a write-through: after writing value with version to the source,
@@ -102,7 +118,7 @@ func (g *Group[V]) Set(ctx context.Context, key string, value V, version uint64,
 		}
 	}
 	g.ctr.inc(cSent)
-	return g.n.publish(ctx, gossip.Invalidation{Group: g.name, Kind: gossip.KindKey, Key: key, Version: v}, ackAll(opts))
+	return g.n.publish(ctx, gossip.Invalidation{Group: g.name, Kind: gossip.KindKey, Key: key, Version: v}, writeOpts(opts))
 }
 
 // InvalidateTag invalidates every key of the group whose GroupConfig.Tags
@@ -117,5 +133,5 @@ func (g *Group[V]) InvalidateTag(ctx context.Context, tag string, opts ...WriteO
 	}
 	g.cache.BumpTag(tag)
 	g.ctr.inc(cSent)
-	return g.n.publish(ctx, gossip.Invalidation{Group: g.name, Kind: gossip.KindTag, Key: tag}, ackAll(opts))
+	return g.n.publish(ctx, gossip.Invalidation{Group: g.name, Kind: gossip.KindTag, Key: tag}, writeOpts(opts))
 }

@@ -16,6 +16,10 @@ type Group[K comparable, R any] struct {
 type Call[R any] struct {
 	done chan struct{} // closed once res is set
 	res  R
+	// next and nextWork (guarded by the Group's mu) are the call queued
+	// behind this one by JoinFresh: it starts when this one finishes.
+	next     *Call[R]
+	nextWork Work[R]
 }
 
 // Work is what a call runs: Fn computes the result (it must not panic: it
@@ -48,6 +52,33 @@ func (g *Group[K, R]) Join(key K, reuse func(R) bool, start func() (Work[R], boo
 	return c, true
 }
 
+// JoinFresh is Join for a caller that must not be handed work that began
+// before it arrived (a read that has to see every write committed before it
+// started). With no call in progress it starts one, as Join does; a
+// lingering, finished call is not reused. With one in progress it returns
+// the call queued behind it, which starts when the current one finishes:
+// every caller arriving meanwhile shares that one, so a key has at most one
+// call running and one waiting, and each caller waits at most two calls.
+// start is asked, as in Join, when a call is started or queued; started
+// reports that this caller's start was used.
+func (g *Group[K, R]) JoinFresh(key K, start func() (Work[R], bool)) (c *Call[R], started bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	cur := g.m[key]
+	if cur != nil && !cur.Finished() && cur.next != nil {
+		return cur.next, false
+	}
+	w, ok := start()
+	if !ok {
+		return nil, false
+	}
+	if cur == nil || cur.Finished() {
+		return g.startLocked(key, w), true
+	}
+	cur.next, cur.nextWork = &Call[R]{done: make(chan struct{})}, w
+	return cur.next, true
+}
+
 // Start begins a call for key unless one is in progress (a lingering,
 // finished one is replaced); start is asked as in Join. It reports whether
 // it started one. Nobody waits for such a call (a background refresh).
@@ -77,8 +108,18 @@ func (g *Group[K, R]) startLocked(key K, w Work[R]) *Call[R] {
 
 func (g *Group[K, R]) run(key K, c *Call[R], w Work[R]) {
 	defer g.forget(key, c)
-	c.res = w.Fn()
+	res := w.Fn()
+	g.mu.Lock()
+	// Under mu: JoinFresh sees either a call in progress, whose queued call
+	// will start, or a finished one.
+	c.res = res
 	close(c.done)
+	if n := c.next; n != nil {
+		g.m[key] = n
+		go g.run(key, n, c.nextWork)
+		c.next, c.nextWork = nil, Work[R]{}
+	}
+	g.mu.Unlock()
 	if w.Linger != nil {
 		w.Linger(c.res)
 	}

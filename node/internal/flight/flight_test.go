@@ -166,3 +166,79 @@ func TestWaitTimesOut(t *testing.T) {
 		close(release)
 	})
 }
+
+// TestJoinFreshQueuesBehindTheCallInProgress: a fresh caller arriving while
+// a call runs is not handed it; it shares the one queued behind it with
+// every fresh caller that arrives meanwhile, which starts only once the
+// first finished. A plain Join still shares the call in progress.
+func TestJoinFreshQueuesBehindTheCallInProgress(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var g Group[string, int]
+		var runs atomic.Int32
+		release := make(chan struct{})
+		first, started := g.JoinFresh("k", work(&runs, release))
+		if !started {
+			t.Fatal("JoinFresh with nothing in flight did not start a call")
+		}
+		synctest.Wait()
+		if plain, started := g.Join("k", always, work(&runs, release)); started || plain != first {
+			t.Fatal("a plain Join did not share the call in progress")
+		}
+		a, startedA := g.JoinFresh("k", work(&runs, release))
+		b, startedB := g.JoinFresh("k", work(&runs, release))
+		if a == first || a != b || !startedA || startedB {
+			t.Fatalf("fresh callers during a call: got the running call=%v, shared one queued call=%v, starters=%v,%v",
+				a == first, a == b, startedA, startedB)
+		}
+		synctest.Wait()
+		if runs.Load() != 1 {
+			t.Fatalf("%d runs while the first call is in progress; the queued one must wait for it", runs.Load())
+		}
+		release <- struct{}{} // the first call ends
+		if v, _ := first.Wait(t.Context()); v != 1 {
+			t.Fatalf("first call = %d, want 1", v)
+		}
+		synctest.Wait()
+		if runs.Load() != 2 || a.Finished() {
+			t.Fatalf("after the first call: %d runs, queued call finished=%v; want it running", runs.Load(), a.Finished())
+		}
+		close(release)
+		if v, _ := a.Wait(t.Context()); v != 2 {
+			t.Fatalf("queued call = %d, want 2 (a run that began after its callers arrived)", v)
+		}
+		// Finished and lingering is not reused by a fresh caller.
+		c, started := g.JoinFresh("k", work(&runs, release))
+		if !started || c == a {
+			t.Fatal("JoinFresh reused a finished call")
+		}
+		if v, _ := c.Wait(t.Context()); v != 3 {
+			t.Fatalf("third call = %d, want 3", v)
+		}
+		synctest.Wait()
+		if g.Len() != 0 {
+			t.Errorf("Len = %d once every call ended, want 0", g.Len())
+		}
+	})
+}
+
+// TestJoinFreshRefused: start refusing (the owner is closing) queues nothing.
+func TestJoinFreshRefused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var g Group[string, int]
+		var runs atomic.Int32
+		release := make(chan struct{})
+		first, _ := g.JoinFresh("k", work(&runs, release))
+		refuse := func() (Work[int], bool) { return Work[int]{}, false }
+		if c, started := g.JoinFresh("k", refuse); c != nil || started {
+			t.Fatal("JoinFresh queued work that start refused")
+		}
+		close(release)
+		if v, _ := first.Wait(t.Context()); v != 1 {
+			t.Fatalf("first call = %d", v)
+		}
+		synctest.Wait()
+		if runs.Load() != 1 || g.Len() != 0 {
+			t.Fatalf("%d runs, Len %d; want 1 and 0", runs.Load(), g.Len())
+		}
+	})
+}
