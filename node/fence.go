@@ -30,15 +30,15 @@ func (g *Group[V]) capture(key string) fence {
 }
 
 // admits reports whether a result of key with version, fenced by f, may
-// still be returned now: not below the key's exact floor, and no tag it
-// depends on bumped since f was captured. (A coarse floor, kept once
+// still be returned now: not below the key's exact floor, no purge of the
+// group and no bump of a tag it depends on since f was captured. (A coarse floor, kept once
 // MaxFloors is reached, only stops caching.)
 func (g *Group[V]) admits(key string, f fence, version uint64) bool {
 	if brokenNoStaleFill {
 		return true
 	}
-	if version < g.cache.ExactFloor(key) {
-		return false
+	if version < g.cache.ExactFloor(key) || g.purgeEpoch.Load() != f.epoch {
+		return false // below the floor, or a purge (InvalidateGroup, lost stream, earned trust) since capture
 	}
 	for _, t := range f.tags {
 		if g.cache.TagVersion(t.Tag) != t.Version {

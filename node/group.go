@@ -186,6 +186,9 @@ func (g *Group[V]) apply(kind uint8, key string, version uint64) {
 	case kindTag:
 		g.cache.BumpTag(key)
 		changed = true
+	case kindGroup:
+		g.purge()
+		changed = true
 	}
 	if changed {
 		g.ctr.inc(cApplied)

@@ -246,7 +246,10 @@ func TestLoopbackNoResurrection(t *testing.T) {
 				src.mu.Lock()
 				want := src.rows[k].ver
 				src.mu.Unlock()
-				if m.g.cache.ExactFloor(k) < want {
+				// Version 1 is the row as the test created it: a key no
+				// writer chose (under CPU load a run makes few writes) was
+				// never invalidated and has no floor.
+				if want > 1 && m.g.cache.ExactFloor(k) < want {
 					return false
 				}
 			}

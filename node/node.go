@@ -341,14 +341,19 @@ func (n *Node) eachGroup(f func(groupHandle)) {
 }
 
 // publish spreads one invalidation already applied here.
-func (n *Node) publish(ctx context.Context, inv gossip.Invalidation, o WriteOption) error {
+func (n *Node) publish(ctx context.Context, invs []gossip.Invalidation, o WriteOption) error {
 	if n.cluster == nil {
 		if o.ackedBy != nil {
 			*o.ackedBy = nil
 		}
 		return nil
 	}
-	invs := []gossip.Invalidation{inv}
+	if len(invs) == 0 {
+		if o.ackedBy != nil {
+			*o.ackedBy = nil
+		}
+		return nil
+	}
 	if !o.ackAll {
 		if err := n.cluster.Publish(ctx, invs); err != nil {
 			return fmt.Errorf("node: publish: %w", err)

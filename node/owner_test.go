@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/nearcache/nearcache/gossip/gossiptest"
@@ -73,58 +74,69 @@ func TestSingleFillAcrossCluster(t *testing.T) {
 }
 
 // TestHotKeyExpiry: under continuous reads on every node, a hot key whose TTL
-// keeps expiring is loaded at most once per expiry, cluster-wide.
+// keeps expiring is loaded at most once per expiry, cluster-wide (owner
+// fills over the FillNetwork, inside a synctest bubble). It ran on real
+// sockets until it failed under CPU load: a starved watchdog rightly drops
+// trust (G5), and untrusted nodes read through, so the bound it asserts only
+// holds on a clock the test controls. Green under load with:
+//
+//	go test -race -count=50 -run TestHotKeyExpiry ./node/  # beside: yes >/dev/null & yes >/dev/null &
 func TestHotKeyExpiry(t *testing.T) {
-	src := newSource()
-	src.put("hot", "")
-	nw := gossiptest.New(32)
-	ms := make([]*lbMember, 0, 5)
-	for _, m := range loopbackCluster(t, nw, 5, src) {
-		ms = append(ms, m)
-	}
-	const ttl = 100 * time.Millisecond
-	for _, m := range ms { // a short-TTL group beside "rows"
-		g, err := NewGroup(m.n, "short", GroupConfig[string]{Loader: m.loader, TTL: ttl})
-		if err != nil {
-			t.Fatal(err)
+	synctest.Test(t, func(t *testing.T) {
+		src := newSource()
+		src.put("hot", "")
+		nw := gossiptest.New(32)
+		ms := fillCluster(t, nw, gossiptest.NewFillNetwork(nw), 5, src)
+		const ttl = 100 * time.Millisecond
+		groups := make([]*Group[string], len(ms))
+		for i, m := range ms { // a short-TTL group beside "rows"
+			g, err := NewGroup(m.n, "short", GroupConfig[string]{Loader: m.loader, TTL: ttl})
+			if err != nil {
+				t.Fatal(err)
+			}
+			groups[i] = g
 		}
-		m.g = g
-	}
-	const run = 2 * time.Second
-	ctx, cancel := context.WithTimeout(t.Context(), run)
-	defer cancel()
-	var wg sync.WaitGroup
-	var reads atomic.Int64
-	start := time.Now()
-	for _, m := range ms {
-		for range 8 {
-			wg.Go(func() {
-				for ctx.Err() == nil {
-					if _, err := m.g.Get(ctx, "hot"); err == nil {
-						reads.Add(1)
+		before := src.loads()
+		const run = 2 * time.Second
+		ctx, cancel := context.WithTimeout(t.Context(), run)
+		defer cancel()
+		var wg sync.WaitGroup
+		var reads atomic.Int64
+		start := time.Now()
+		for _, g := range groups {
+			for range 8 {
+				wg.Go(func() {
+					for ctx.Err() == nil {
+						if _, err := g.Get(ctx, "hot"); err == nil {
+							reads.Add(1)
+						}
+						time.Sleep(100 * time.Microsecond) // fake time: lets the bubble's clock move
 					}
-				}
-			})
+				})
+			}
 		}
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	loads := src.loads()
-	// The owner's copy expires at most every ttl*(1-jitter) (jitter 10%),
-	// and a requester's copy never outlives it by more than a ttl; one more
-	// load for the cold start.
-	bound := int(elapsed/(ttl*9/10)) + 1
-	t.Logf("%v of reads (%d) on 5 nodes x 8 readers, TTL %v: %d loader calls (at most %d allowed: one per expiry)", elapsed.Round(time.Millisecond), reads.Load(), ttl, loads, bound)
-	if loads > bound {
-		for _, m := range ms {
-			s := m.g.stats()
-			t.Logf("%s: misses %d local %d owner %d fallback %d served %d degraded %d early %d coalesced %d errs %+v", m.n.Name(), s.Misses, s.FillsLocal, s.FillsOwner, s.FillsFallback, s.FillsServed, s.Degraded, s.EarlyRefreshes, s.Coalesced, s.OwnerErrors)
+		wg.Wait()
+		elapsed := time.Since(start)
+		loads := src.loads() - before
+		// The owner's copy expires at most every ttl*(1-jitter) (jitter 10%),
+		// and a requester's copy never outlives it by more than a ttl; one more
+		// load for the cold start.
+		bound := int(elapsed/(ttl*9/10)) + 1
+		t.Logf("%v of reads (%d) on 5 nodes x 8 readers, TTL %v: %d loader calls (at most %d allowed: one per expiry)", elapsed.Round(time.Millisecond), reads.Load(), ttl, loads, bound)
+		if loads > bound {
+			for i, g := range groups {
+				s := g.stats()
+				t.Logf("%s: misses %d local %d owner %d fallback %d served %d degraded %d early %d coalesced %d errs %+v", ms[i].n.Name(), s.Misses, s.FillsLocal, s.FillsOwner, s.FillsFallback, s.FillsServed, s.Degraded, s.EarlyRefreshes, s.Coalesced, s.OwnerErrors)
+			}
+			t.Errorf("%d loader calls in %v with TTL %v: more than one per expiry (%d)", loads, elapsed, ttl, bound)
 		}
-		t.Errorf("%d loader calls in %v with TTL %v: more than one per expiry (%d)", loads, elapsed, ttl, bound)
-	}
-	if loads < 5 {
-		t.Errorf("only %d loads: the key did not expire during the run", loads)
-	}
+		if loads < 5 {
+			t.Errorf("only %d loads: the key did not expire during the run", loads)
+		}
+		if reads.Load() < 10000 {
+			t.Errorf("only %d reads: the test did not load the key", reads.Load())
+		}
+	})
 }
 
 // TestOwnerGoneMidLoad: the owner dies while loading; its requesters get the

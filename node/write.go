@@ -9,8 +9,9 @@ import (
 )
 
 const (
-	kindKey = uint8(gossip.KindKey)
-	kindTag = uint8(gossip.KindTag)
+	kindKey   = uint8(gossip.KindKey)
+	kindTag   = uint8(gossip.KindTag)
+	kindGroup = uint8(gossip.KindGroup)
 )
 
 // WriteOption changes how an invalidation is spread.
@@ -86,7 +87,7 @@ func (g *Group[V]) Invalidate(ctx context.Context, key string, version uint64, o
 	}
 	g.cache.Raise(key, v)
 	g.ctr.inc(cSent)
-	return g.n.publish(ctx, gossip.Invalidation{Group: g.name, Kind: gossip.KindKey, Key: key, Version: v}, writeOpts(opts))
+	return g.n.publish(ctx, []gossip.Invalidation{{Group: g.name, Kind: gossip.KindKey, Key: key, Version: v}}, writeOpts(opts))
 }
 
 // Set is a write-through: after writing value with version to the source,
@@ -118,7 +119,7 @@ func (g *Group[V]) Set(ctx context.Context, key string, value V, version uint64,
 		}
 	}
 	g.ctr.inc(cSent)
-	return g.n.publish(ctx, gossip.Invalidation{Group: g.name, Kind: gossip.KindKey, Key: key, Version: v}, writeOpts(opts))
+	return g.n.publish(ctx, []gossip.Invalidation{{Group: g.name, Kind: gossip.KindKey, Key: key, Version: v}}, writeOpts(opts))
 }
 
 // InvalidateTag invalidates every key of the group whose GroupConfig.Tags
@@ -133,5 +134,5 @@ func (g *Group[V]) InvalidateTag(ctx context.Context, tag string, opts ...WriteO
 	}
 	g.cache.BumpTag(tag)
 	g.ctr.inc(cSent)
-	return g.n.publish(ctx, gossip.Invalidation{Group: g.name, Kind: gossip.KindTag, Key: tag}, writeOpts(opts))
+	return g.n.publish(ctx, []gossip.Invalidation{{Group: g.name, Kind: gossip.KindTag, Key: tag}}, writeOpts(opts))
 }
