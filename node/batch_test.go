@@ -115,3 +115,61 @@ func TestInvalidateGroupFencesFillsInFlight(t *testing.T) {
 		}
 	})
 }
+
+// TestApplyChanges: a feed's batch (a key, a tag, and a whole group in
+// another) reaches every member before ApplyChanges returns; a bad change
+// fails the batch before anything is applied.
+func TestApplyChanges(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := newSource()
+		nw := gossiptest.New(37)
+		ms := memCluster(t, nw, 3, src, nil)
+		other := make([]*Group[string], len(ms))
+		for i, m := range ms {
+			g, err := NewGroup(m.n, "other", GroupConfig[string]{Loader: src})
+			if err != nil {
+				t.Fatal(err)
+			}
+			other[i] = g
+		}
+		src.put("x", "v1")
+		mustGet(t, other[2], "x")
+		ver := src.put("k", "v1")
+		err := ms[0].n.ApplyChanges(t.Context(), []Change{
+			{Group: "rows", Kind: ChangeKey, Key: "k", Version: ver},
+			{Group: "rows", Kind: ChangeTag, Key: "user:1"},
+			{Group: "other", Kind: ChangeGroup},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, m := range ms {
+			if f := m.g.cache.Floor("k"); f != ver {
+				t.Errorf("%s: floor of k = %d, want %d", m.n.Name(), f, ver)
+			}
+			if m.g.cache.TagVersion("user:1") == 0 {
+				t.Errorf("%s: tag user:1 not bumped", m.n.Name())
+			}
+			if other[i].stats().Purges == 0 {
+				t.Errorf("%s: group other not purged", m.n.Name())
+			}
+		}
+		bad := [][]Change{
+			{{Group: "rows", Kind: ChangeKey, Key: "k2", Version: 5}, {Group: "nope", Kind: ChangeKey, Key: "k", Version: 1}},
+			{{Group: "rows", Kind: ChangeKey, Key: "k2", Version: 5}, {Group: "rows", Kind: ChangeKind(9), Key: "k"}},
+			{{Group: "rows", Kind: ChangeKey, Key: "k2", Version: 5}, {Group: "rows", Kind: ChangeKey, Key: "k"}},
+			{{Group: "rows", Kind: ChangeKey, Key: "k2", Version: 5}, {Group: "rows", Kind: ChangeGroup, Key: "k"}},
+		}
+		for i, b := range bad {
+			if err := ms[0].n.ApplyChanges(t.Context(), b); err == nil {
+				t.Errorf("bad batch %d applied", i)
+			}
+		}
+		if f := ms[0].g.cache.Floor("k2"); f != 0 {
+			t.Errorf("a rejected batch applied its first change: floor of k2 = %d", f)
+		}
+		if err := ms[0].n.ApplyChanges(t.Context(), bad[0][1:]); !errors.Is(err, ErrUnknownGroup) {
+			t.Errorf("unknown group: %v, want ErrUnknownGroup", err)
+		}
+	})
+}

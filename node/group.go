@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nearcache/nearcache/gossip"
 	"github.com/nearcache/nearcache/local"
 	"github.com/nearcache/nearcache/node/internal/flight"
 	"github.com/nearcache/nearcache/node/internal/peer"
@@ -86,6 +87,9 @@ type Group[V any] struct {
 // groupHandle is what a Node needs of its groups, whatever their value type.
 type groupHandle interface {
 	apply(kind uint8, key string, version uint64)
+	// change validates one committed change of this group and returns its
+	// invalidation (a ClockVersions key stamped here), for apply and publish.
+	change(c Change) (gossip.Invalidation, error)
 	serveFill(ctx context.Context, key string, floor uint64) peer.Response
 	purge()
 	stats() GroupStats
