@@ -122,7 +122,7 @@ func (w *ackWaiter) finishLocked() {
 
 func validateInvalidation(i int, inv *Invalidation) error {
 	switch {
-	case inv.Kind < KindKey || inv.Kind > KindGroup:
+	case inv.Kind < KindKey || inv.Kind > KindProgress:
 		return fmt.Errorf("gossip: invalidation %d: unknown Kind %d", i, inv.Kind)
 	case len(inv.Group) > MaxGroupLen:
 		return fmt.Errorf("gossip: invalidation %d: Group longer than %d bytes", i, MaxGroupLen)

@@ -22,13 +22,17 @@ const (
 	KindKey   Kind = 1 // one key of a group
 	KindTag   Kind = 2 // every key stored under a tag
 	KindGroup Kind = 3 // a whole group
+	// KindProgress is a change feed's progress for a group: Version is the
+	// time (unix nanos) as of which every change of the source's log was
+	// applied and acknowledged by every live member.
+	KindProgress Kind = 4
 )
 
 // Invalidation is one versioned invalidation.
 type Invalidation struct {
 	Group   string // <= MaxGroupLen bytes
 	Kind    Kind
-	Key     string // key or tag name, <= MaxKeyLen bytes; empty for KindGroup
+	Key     string // key or tag name, <= MaxKeyLen bytes; empty for KindGroup and KindProgress
 	Version uint64 // 0 allowed (tags and group purges carry 0)
 
 	// Set by gossip on publish; read-only for receivers.

@@ -412,7 +412,7 @@ func (r *reader) entries(origin string) []Invalidation {
 		seq += d
 		at += r.varint()
 		k := Kind(r.u8())
-		if r.err == nil && (k < KindKey || k > KindGroup) {
+		if r.err == nil && (k < KindKey || k > KindProgress) {
 			r.fail(fmt.Sprintf("unknown kind %d", k))
 		}
 		g := r.bytesN(uint64(r.u8()), MaxGroupLen, "group")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nearcache/nearcache/gossip"
 )
@@ -46,6 +47,12 @@ type ChangeSink interface {
 	// the batch as done to the source (it delivers it again later; floors
 	// make a repeat harmless).
 	ApplyChanges(ctx context.Context, changes []Change, opts ...WriteOption) error
+	// Progress reports that every change of the source's log up to the
+	// source's position at asOf was applied (and ApplyChanges returned): the
+	// LogFed groups named may serve cached values until MaxStaleness after
+	// asOf (G9). A feed calls it every fraction of MaxStaleness, also when
+	// nothing changed.
+	Progress(ctx context.Context, groups []string, asOf time.Time) error
 }
 
 // ChangeFeed reads committed changes from the source of truth and delivers

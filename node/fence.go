@@ -57,7 +57,7 @@ func (g *Group[V]) storable(f fence, took time.Duration) bool {
 	if brokenNoStaleFill {
 		return true
 	}
-	return took <= g.n.cfg.LoadTimeout && g.purgeEpoch.Load() == f.epoch && g.n.servable()
+	return took <= g.n.cfg.LoadTimeout && g.purgeEpoch.Load() == f.epoch && g.servable()
 }
 
 // reusable reports whether a finished, stored fill may answer a reader that

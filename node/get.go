@@ -54,7 +54,7 @@ func (g *Group[V]) Get(ctx context.Context, key string, opts ...ReadOption) (V, 
 	for _, o := range opts {
 		mode = max(mode, o.mode)
 	}
-	if ok, now := g.n.servableNow(); mode == readCached && ok {
+	if ok, now := g.n.servableNow(); mode == readCached && ok && (!g.cfg.LogFed || g.logFresh()) {
 		if now >= 0 {
 			now++ // the store's clock: Cache.Now is ns since the same epoch, plus one
 		}
@@ -82,7 +82,7 @@ func (g *Group[V]) get(ctx context.Context, key string, mode readMode) (V, error
 	if err := validKey("key", key); err != nil {
 		return zero, err
 	}
-	trusted := g.n.servable()
+	trusted := g.servable()
 	if !trusted {
 		g.ctr.inc(cDegraded)
 		if g.n.cfg.Degraded == DegradedFail {

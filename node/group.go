@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -62,6 +63,15 @@ type GroupConfig[V any] struct {
 	// every key whose Tags include t. Tags must depend on the key only, since
 	// they are captured before the load starts. nil = no tags.
 	Tags func(key string) []string
+	// LogFed marks a group whose changes a [ChangeFeed] reads from the
+	// source's commit log (G9): its cached values are served only while this
+	// node has heard, within the node's MaxStaleness, the feed report that it
+	// applied the log up to the source's position as of a time no older than
+	// MaxStaleness (wall clocks, within Config.MaxClockSkew of each other).
+	// A node cut off from the feed, or a feed cut off from the source or
+	// lagging behind it, reads through instead until the feed catches up.
+	// false = fed by this process's writers only (Invalidate and friends).
+	LogFed bool
 }
 
 // Group is a typed cache of one kind of value, with its own loader, local
@@ -76,6 +86,8 @@ type Group[V any] struct {
 
 	// purgeEpoch changes on every purge; a fill that started before it is not stored.
 	purgeEpoch atomic.Uint64
+	// logAsOf is the newest feed progress heard (unix nanos; LogFed only).
+	logAsOf atomic.Int64
 
 	absent     error   // returned for cached negative entries (no allocation on the hit path)
 	beta       float64 // XFetch beta; 0 = early refresh off
@@ -193,6 +205,8 @@ func (g *Group[V]) apply(kind uint8, key string, version uint64) {
 	case kindGroup:
 		g.purge()
 		changed = true
+	case kindProg:
+		changed = g.heardProgress(int64(min(version, math.MaxInt64)))
 	}
 	if changed {
 		g.ctr.inc(cApplied)

@@ -72,7 +72,7 @@ func (g *Group[V]) serveFill(ctx context.Context, key string, floor uint64) peer
 		}
 		g.cache.Raise(key, floor) // the requester knows a newer version was committed
 	}
-	if g.n.servable() {
+	if g.servable() {
 		if e, ok := g.cache.Get(key); ok && e.Version >= floor && !g.expired(e) {
 			if e.Absent {
 				return peer.Response{Status: peer.StatusNotFound, Version: e.Version}

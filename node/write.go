@@ -12,6 +12,7 @@ const (
 	kindKey   = uint8(gossip.KindKey)
 	kindTag   = uint8(gossip.KindTag)
 	kindGroup = uint8(gossip.KindGroup)
+	kindProg  = uint8(gossip.KindProgress)
 )
 
 // WriteOption changes how an invalidation is spread.
@@ -105,7 +106,7 @@ func (g *Group[V]) Set(ctx context.Context, key string, value V, version uint64,
 		return err
 	}
 	g.cache.Raise(key, v)
-	if g.n.servable() {
+	if g.servable() {
 		var tags []local.TagVersion
 		if g.cfg.Tags != nil {
 			for _, t := range g.cfg.Tags(key) {
