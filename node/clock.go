@@ -13,19 +13,27 @@ type hlc struct {
 	wall func() uint64 // tests: the wall clock; nil = time.Now
 }
 
-// now returns a stamp greater than every stamp returned or observed before.
-func (c *hlc) now() uint64 {
-	var wall uint64
+// wallNow is the wall clock in unix nanos (the test clock when set).
+func (c *hlc) wallNow() uint64 {
 	if c.wall != nil {
-		wall = c.wall()
-	} else {
-		wall = uint64(time.Now().UnixNano())
+		return c.wall()
 	}
+	return uint64(time.Now().UnixNano())
+}
+
+// now returns a stamp greater than every stamp returned or observed before,
+// or MaxVersion once it got there: it saturates instead of wrapping to 0 (a
+// stamp below every floor would make every fill look stale).
+func (c *hlc) now() uint64 {
+	wall := c.wallNow()
 	for {
 		last := c.last.Load()
 		next := wall
 		if next <= last {
-			next = last + 1
+			next = min(last+1, MaxVersion)
+			if last >= MaxVersion {
+				next = MaxVersion
+			}
 		}
 		if c.last.CompareAndSwap(last, next) {
 			return next
@@ -33,8 +41,10 @@ func (c *hlc) now() uint64 {
 	}
 }
 
-// observe moves the clock to at least v (a stamp from another node).
+// observe moves the clock to at least v (a stamp from another node), never
+// past MaxVersion.
 func (c *hlc) observe(v uint64) {
+	v = min(v, MaxVersion)
 	for {
 		last := c.last.Load()
 		if v <= last || c.last.CompareAndSwap(last, v) {

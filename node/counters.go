@@ -33,7 +33,9 @@ const (
 	cPurges
 	cSetsStored
 	cSetsRejected
-	cVerifyLookups // store hits that were Verified reads' look-ups, not served hits
+	cVerifyLookups   // store hits that were Verified reads' look-ups, not served hits
+	cVersionsRefused // invalidations refused: version above MaxVersion, or a clock stamp implausibly far ahead
+	cStaleFastFails  // reads failed at once with a StaleError: the key's floor stayed above the source (back-off)
 	numCounters
 )
 
@@ -45,30 +47,32 @@ func (c *counters) inc(k counter) { c[k].Add(1) }
 // groupFields maps each counter to its field in GroupStats (nil: not
 // reported as such). Read-only.
 var groupFields = [numCounters]func(*GroupStats) *uint64{
-	cMisses:         func(s *GroupStats) *uint64 { return &s.Misses },
-	cStaleRejected:  func(s *GroupStats) *uint64 { return &s.StaleRejected },
-	cBypass:         func(s *GroupStats) *uint64 { return &s.Bypass },
-	cDegraded:       func(s *GroupStats) *uint64 { return &s.Degraded },
-	cLoads:          func(s *GroupStats) *uint64 { return &s.Loads },
-	cLoadErrors:     func(s *GroupStats) *uint64 { return &s.LoadErrors },
-	cCoalesced:      func(s *GroupStats) *uint64 { return &s.Coalesced },
-	cEarlyRefreshes: func(s *GroupStats) *uint64 { return &s.EarlyRefreshes },
-	cNegativeHits:   func(s *GroupStats) *uint64 { return &s.NegativeHits },
-	cStaleServed:    func(s *GroupStats) *uint64 { return &s.StaleServed },
-	cFillsLocal:     func(s *GroupStats) *uint64 { return &s.FillsLocal },
-	cFillsOwner:     func(s *GroupStats) *uint64 { return &s.FillsOwner },
-	cFillsFallback:  func(s *GroupStats) *uint64 { return &s.FillsFallback },
-	cFillsServed:    func(s *GroupStats) *uint64 { return &s.FillsServed },
-	cOwnerTransport: func(s *GroupStats) *uint64 { return &s.OwnerErrors.Transport },
-	cOwnerTimeout:   func(s *GroupStats) *uint64 { return &s.OwnerErrors.Timeout },
-	cOwnerRefused:   func(s *GroupStats) *uint64 { return &s.OwnerErrors.Refused },
-	cOwnerError:     func(s *GroupStats) *uint64 { return &s.OwnerErrors.Owner },
-	cSent:           func(s *GroupStats) *uint64 { return &s.InvalidationsSent },
-	cReceived:       func(s *GroupStats) *uint64 { return &s.InvalidationsReceived },
-	cApplied:        func(s *GroupStats) *uint64 { return &s.InvalidationsApplied },
-	cPurges:         func(s *GroupStats) *uint64 { return &s.Purges },
-	cSetsStored:     func(s *GroupStats) *uint64 { return &s.Local.SetsStored },
-	cSetsRejected:   func(s *GroupStats) *uint64 { return &s.Local.SetsRejected },
+	cMisses:          func(s *GroupStats) *uint64 { return &s.Misses },
+	cStaleRejected:   func(s *GroupStats) *uint64 { return &s.StaleRejected },
+	cBypass:          func(s *GroupStats) *uint64 { return &s.Bypass },
+	cDegraded:        func(s *GroupStats) *uint64 { return &s.Degraded },
+	cLoads:           func(s *GroupStats) *uint64 { return &s.Loads },
+	cLoadErrors:      func(s *GroupStats) *uint64 { return &s.LoadErrors },
+	cCoalesced:       func(s *GroupStats) *uint64 { return &s.Coalesced },
+	cEarlyRefreshes:  func(s *GroupStats) *uint64 { return &s.EarlyRefreshes },
+	cNegativeHits:    func(s *GroupStats) *uint64 { return &s.NegativeHits },
+	cStaleServed:     func(s *GroupStats) *uint64 { return &s.StaleServed },
+	cFillsLocal:      func(s *GroupStats) *uint64 { return &s.FillsLocal },
+	cFillsOwner:      func(s *GroupStats) *uint64 { return &s.FillsOwner },
+	cFillsFallback:   func(s *GroupStats) *uint64 { return &s.FillsFallback },
+	cFillsServed:     func(s *GroupStats) *uint64 { return &s.FillsServed },
+	cOwnerTransport:  func(s *GroupStats) *uint64 { return &s.OwnerErrors.Transport },
+	cOwnerTimeout:    func(s *GroupStats) *uint64 { return &s.OwnerErrors.Timeout },
+	cOwnerRefused:    func(s *GroupStats) *uint64 { return &s.OwnerErrors.Refused },
+	cOwnerError:      func(s *GroupStats) *uint64 { return &s.OwnerErrors.Owner },
+	cSent:            func(s *GroupStats) *uint64 { return &s.InvalidationsSent },
+	cReceived:        func(s *GroupStats) *uint64 { return &s.InvalidationsReceived },
+	cApplied:         func(s *GroupStats) *uint64 { return &s.InvalidationsApplied },
+	cPurges:          func(s *GroupStats) *uint64 { return &s.Purges },
+	cSetsStored:      func(s *GroupStats) *uint64 { return &s.Local.SetsStored },
+	cSetsRejected:    func(s *GroupStats) *uint64 { return &s.Local.SetsRejected },
+	cVersionsRefused: func(s *GroupStats) *uint64 { return &s.VersionsRefused },
+	cStaleFastFails:  func(s *GroupStats) *uint64 { return &s.StaleFastFails },
 }
 
 // snapshot copies every counter into its GroupStats field.

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"time"
@@ -50,9 +51,19 @@ func (g *Group[V]) fillFromOwner(ctx context.Context, addr, key string, f fence)
 	case err != nil && IsNotFound(err):
 		g.ctr.inc(cFillsOwner)
 		return g.notFound(key, max(version, f.floor), f, took, err), true
+	case errors.Is(err, errOwnerBelowFloor):
+		g.ctr.inc(cFillsOwner)
+		// Final: the owner's source is below our floor too. Back off here
+		// as well, so the next reads fail fast without asking.
+		g.stale.note(key, f.floor, version, time.Now())
+		return fillResult[V]{version: version, fence: f, err: &StaleError{Group: g.name, Key: key, Version: version, Floor: f.floor}}, true
 	case err != nil: // our own caller's budget ended
 		return fillResult[V]{fence: f, err: &LoadError{Group: g.name, Key: key, Err: err}}, true
 	case !done:
+		g.ctr.inc(cFillsFallback)
+		return fillResult[V]{}, false
+	case version > MaxVersion:
+		g.ctr.inc(cOwnerError) // no sane owner sends this: load here
 		g.ctr.inc(cFillsFallback)
 		return fillResult[V]{}, false
 	}
@@ -80,6 +91,14 @@ func (g *Group[V]) fillFromLoader(ctx context.Context, key string, f fence) fill
 		g.ctr.inc(cLoadErrors)
 		return fillResult[V]{fence: f, err: &LoadError{Group: g.name, Key: key,
 			Err: fmt.Errorf("loader returned version 0 in a SourceVersions group (use ClockVersions when the source has no versions)")}}
+	case version > MaxVersion:
+		g.ctr.inc(cLoadErrors)
+		return fillResult[V]{fence: f, err: &LoadError{Group: g.name, Key: key,
+			Err: fmt.Errorf("loader returned version %d, above MaxVersion (2^63-1)", version)}}
+	case version < f.floor && g.cfg.Versioning == SourceVersions:
+		// Noted before the flight ends, so readers and fill requests that
+		// arrive as it ends back off instead of loading again (poison.go).
+		g.stale.note(key, f.floor, version, time.Now())
 	}
 	return g.keep(key, f, v, version, took)
 }

@@ -160,6 +160,14 @@ func (g *Group[V]) load(ctx context.Context, key string, mode loadMode) (V, erro
 	var zero V
 	var r fillResult[V]
 	began := time.Now()
+	tries := minStaleTries
+	switch rec, st := g.stale.check(key, g.cache.ExactFloor(key), began); st {
+	case staleBackingOff:
+		g.ctr.inc(cStaleFastFails)
+		return zero, &StaleError{Group: g.name, Key: key, Version: rec.got, Floor: rec.floor}
+	case staleProbation:
+		tries = 1 // it was below its floor a moment ago: one look, no retries
+	}
 	pause := 10 * time.Millisecond
 	for attempt := 0; ; attempt++ {
 		var err error
@@ -183,10 +191,13 @@ func (g *Group[V]) load(ctx context.Context, key string, mode loadMode) (V, erro
 			return zero, r.err
 		}
 		if r.err == nil && g.admits(key, r.fence, r.version) {
+			if attempt > 0 {
+				g.stale.clear(key)
+			}
 			return r.val, nil
 		}
 		g.ctr.inc(cStaleRejected)
-		if attempt+1 >= minStaleTries && (g.cfg.Versioning != SourceVersions || time.Since(began)+pause > g.n.cfg.LoadTimeout) {
+		if attempt+1 >= tries && (tries == 1 || g.cfg.Versioning != SourceVersions || time.Since(began)+pause > g.n.cfg.LoadTimeout) {
 			break // ClockVersions: a fresh stamp was due at once; no pause helps
 		}
 		if g.cfg.Versioning == SourceVersions {
@@ -201,7 +212,13 @@ func (g *Group[V]) load(ctx context.Context, key string, mode loadMode) (V, erro
 			pause = min(2*pause, maxStalePause)
 		}
 	}
-	return zero, &StaleError{Group: g.name, Key: key, Version: r.version, Floor: g.cache.ExactFloor(key)}
+	floor := g.cache.ExactFloor(key)
+	if r.version < floor && g.stale.note(key, floor, r.version, time.Now()) {
+		g.n.cfg.Logger.Warn("key's floor stays above its source: failing its reads fast",
+			"group", g.name, "key", key, "floor", floor, "source_version", r.version, "backoff", staleBackoff,
+			"hint", "a version above the row's was invalidated (wrong units? a forged request?), or the source lags; Group.ResetFloor resets it")
+	}
+	return zero, &StaleError{Group: g.name, Key: key, Version: r.version, Floor: floor}
 }
 
 // refreshSample: one hit in refreshSample+1 of an entry with a TTL runs the

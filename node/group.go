@@ -88,6 +88,8 @@ type Group[V any] struct {
 	purgeEpoch atomic.Uint64
 	// logAsOf is the newest feed progress heard (unix nanos; LogFed only).
 	logAsOf atomic.Int64
+	// stale is the back-off table of keys whose floor stays above their source (poison.go).
+	stale staleKeys
 
 	absent     error   // returned for cached negative entries (no allocation on the hit path)
 	beta       float64 // XFetch beta; 0 = early refresh off
@@ -195,6 +197,11 @@ func (g *Group[V]) apply(kind uint8, key string, version uint64) {
 	changed := false
 	switch kind {
 	case kindKey:
+		if !g.plausible(version) {
+			g.ctr.inc(cVersionsRefused)
+			g.n.cfg.Logger.Warn("invalidation refused: version out of range", "group", g.name, "key", key, "version", version)
+			return
+		}
 		if g.cfg.Versioning == ClockVersions {
 			g.n.clock.observe(version)
 		}

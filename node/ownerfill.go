@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"time"
 
 	"github.com/nearcache/nearcache/node/internal/peer"
 )
@@ -43,9 +44,13 @@ func (g *Group[V]) askOwner(ctx context.Context, addr, key string, floor uint64)
 		g.ctr.inc(cOwnerTransport)
 	case resp.Status == peer.StatusNotFound:
 		return v, resp.Version, true, errOwnerNotFound
+	case resp.Status == peer.StatusBelowFloor && floor > 0 && resp.Version < floor:
+		// The owner's source is below our floor too: loading here would
+		// only add a load (the source is shared). Final, and stale.
+		return v, resp.Version, true, errOwnerBelowFloor
 	case resp.Status == peer.StatusRefused:
 		g.ctr.inc(cOwnerRefused)
-	default: // Error, Overloaded, BelowFloor
+	default: // Error, Overloaded, a BelowFloor that makes no sense
 		g.ctr.inc(cOwnerError)
 	}
 	return v, 0, false, nil
@@ -53,6 +58,10 @@ func (g *Group[V]) askOwner(ctx context.Context, addr, key string, floor uint64)
 
 // errOwnerNotFound is the owner's "the source has no such key".
 var errOwnerNotFound = notFoundError{}
+
+// errOwnerBelowFloor is the owner's "the source returned a version below
+// your floor".
+var errOwnerBelowFloor = errors.New("node: the owner's source is below the floor")
 
 type notFoundError struct{}
 
@@ -66,19 +75,30 @@ func (g *Group[V]) serveFill(ctx context.Context, key string, floor uint64) peer
 		return peer.Response{Status: peer.StatusError, Err: err.Error()}
 	}
 	g.ctr.inc(cFillsServed)
-	if floor > 0 {
-		if g.cfg.Versioning == ClockVersions {
-			g.n.clock.observe(floor)
-		}
-		g.cache.Raise(key, floor) // the requester knows a newer version was committed
+	if floor > MaxVersion || !g.plausible(floor) {
+		g.ctr.inc(cVersionsRefused)
+		return peer.Response{Status: peer.StatusError, Err: "node: fill request floor out of range"}
 	}
+	if floor > 0 && g.cfg.Versioning == ClockVersions {
+		g.n.clock.observe(floor)
+	}
+	// The requester's floor fences this answer only: it does not raise the
+	// owner's (a floor above what the source returns would otherwise be
+	// renewed by every request, poisoning the key here too). The owner hears
+	// the invalidation itself.
 	if g.servable() {
-		if e, ok := g.cache.Get(key); ok && e.Version >= floor && !g.expired(e) {
-			if e.Absent {
-				return peer.Response{Status: peer.StatusNotFound, Version: e.Version}
+		if e, ok := g.cache.Get(key); ok && !g.expired(e) {
+			if e.Version >= floor {
+				if e.Absent {
+					return peer.Response{Status: peer.StatusNotFound, Version: e.Version}
+				}
+				return g.encodeResponse(e.Value, e.Version)
 			}
-			return g.encodeResponse(e.Value, e.Version)
 		}
+	}
+	if rec, st := g.stale.check(key, floor, time.Now()); st == staleBackingOff {
+		g.ctr.inc(cStaleFastFails)
+		return peer.Response{Status: peer.StatusBelowFloor, Version: rec.got}
 	}
 	r, err := g.ownerFill(ctx, key)
 	if err != nil {
@@ -94,7 +114,10 @@ func (g *Group[V]) serveFill(ctx context.Context, key string, floor uint64) peer
 		return peer.Response{Status: peer.StatusError, Err: r.err.Error()}
 	}
 	if r.version < floor || !g.admits(key, r.fence, r.version) {
-		return peer.Response{Status: peer.StatusBelowFloor}
+		if r.version < floor {
+			g.stale.note(key, floor, r.version, time.Now()) // answer the next requests without loading
+		}
+		return peer.Response{Status: peer.StatusBelowFloor, Version: r.version}
 	}
 	return g.encodeResponse(r.val, r.version)
 }

@@ -18,7 +18,7 @@ import (
 var wallClockUses = map[string]string{
 	"gossip/cluster.go:Start":               "incarnation = start time; a step back across a restart is outgrown (TestRestartAfterClockStepBack)",
 	"gossip/publish.go:publish":             "SentAt, for the propagation metric only",
-	"node/clock.go:now":                     "ClockVersions stamps are wall clock by design, bounded by MaxClockSkew; the HLC never goes back",
+	"node/clock.go:wallNow":                 "ClockVersions stamps are wall clock by design, bounded by MaxClockSkew; the HLC never goes back",
 	"node/node.go:Invalidations":            "propagation metric from SentAt (meaningful on synced clocks only)",
 	"node/progress.go:Progress":             "a feed's progress is a time as of which the log was applied: wall clock by design (G9 assumes clocks within MaxClockSkew)",
 	"node/progress.go:heardProgress":        "progress from beyond MaxClockSkew in the future is not believed",

@@ -8,6 +8,12 @@ import (
 	"github.com/nearcache/nearcache/local"
 )
 
+// MaxVersion is the highest version a group accepts, from a writer, a
+// loader, a peer or the network (2^63-1: what a signed 64-bit column holds).
+// A larger one is refused: a version floor above every version the source
+// will ever return would make its key unservable.
+const MaxVersion = 1<<63 - 1
+
 const (
 	kindKey   = uint8(gossip.KindKey)
 	kindTag   = uint8(gossip.KindTag)
@@ -60,6 +66,9 @@ func (g *Group[V]) version(call string, version uint64) (uint64, error) {
 	default:
 		if version == 0 {
 			return 0, fmt.Errorf("node: %s on group %q needs the committed version (> 0); use ClockVersions when the source has none", call, g.name)
+		}
+		if version > MaxVersion {
+			return 0, fmt.Errorf("node: %s on group %q: version %d is above MaxVersion (2^63-1)", call, g.name, version)
 		}
 		return version, nil
 	}
