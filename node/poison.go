@@ -39,9 +39,9 @@ type staleRec struct {
 type staleState uint8
 
 const (
-	staleNone      staleState = iota // load as usual
-	staleBackingOff                  // fail fast, no load
-	staleProbation                   // one load, no retries
+	staleNone       staleState = iota // load as usual
+	staleBackingOff                   // fail fast, no load
+	staleProbation                    // one load, no retries
 )
 
 // staleKeys is the back-off table of keys whose floor stays above their
