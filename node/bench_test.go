@@ -70,16 +70,20 @@ func BenchmarkHit(b *testing.B) {
 
 		// nearcache: Standalone skips the trust lease's clock read; a
 		// clustered node (here one alone on 127.0.0.1) pays it on every hit.
+		// The consistency sampler is on by default (one hit in 1024);
+		// "sampler=off" is the same node without it, to show its cost.
 		for _, impl := range []struct {
-			name string
-			cfg  Config
+			name   string
+			cfg    Config
+			sample int
 		}{
-			{"nearcache", Config{Name: "bench", Standalone: true}},
+			{"nearcache", Config{Name: "bench", Standalone: true}, 0},
+			{"nearcache-sampler=off", Config{Name: "bench", Standalone: true}, -1},
 			{"nearcache-clustered", func() Config {
 				c := DefaultLocalConfig("bench")
 				c.Cluster = testCluster()
 				return c
-			}()},
+			}(), 0},
 		} {
 			b.Run(fmt.Sprintf("impl=%s/keys=%d", impl.name, keys), func(b *testing.B) {
 				n, err := Start(context.Background(), impl.cfg)
@@ -92,7 +96,8 @@ func BenchmarkHit(b *testing.B) {
 					Loader: LoaderFunc[string](func(_ context.Context, k string) (string, uint64, error) {
 						return k, 1, nil
 					}),
-					Cost: func(string, string) int64 { return 1 },
+					Cost:        func(string, string) int64 { return 1 },
+					SampleEvery: impl.sample,
 				})
 				if err != nil {
 					b.Fatal(err)

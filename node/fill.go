@@ -77,7 +77,7 @@ func (g *Group[V]) fillFromLoader(ctx context.Context, key string, f fence) fill
 	if g.cfg.Versioning == ClockVersions {
 		stamp = max(g.n.clock.now()-uint64(g.n.cfg.MaxClockSkew), f.floor)
 	}
-	v, version, took, err := g.callLoader(ctx, key)
+	v, version, took, err := g.callLoader(ctx, key, true)
 	if err != nil {
 		if IsNotFound(err) {
 			return g.notFound(key, max(stamp, f.floor), f, took, err)
@@ -108,8 +108,9 @@ func (g *Group[V]) fillFromLoader(ctx context.Context, key string, f fence) fill
 // slot made none). A loader that panics does not take the process down (its
 // call may run on a flight's own goroutine, where nobody could recover it):
 // the panic is logged with its stack and returned as an error, as net/http
-// does for a handler.
-func (g *Group[V]) callLoader(ctx context.Context, key string) (v V, version uint64, took time.Duration, err error) {
+// does for a handler. fill is false for the consistency sampler's checks,
+// which its own stats count (they are no fills).
+func (g *Group[V]) callLoader(ctx context.Context, key string, fill bool) (v V, version uint64, took time.Duration, err error) {
 	if err := g.n.acquireLoad(ctx); err != nil {
 		return v, 0, 0, err
 	}
@@ -121,6 +122,9 @@ func (g *Group[V]) callLoader(ctx context.Context, key string) (v V, version uin
 			err = fmt.Errorf("node: loader panicked: %v", p)
 		}
 		took = time.Since(start)
+		if !fill {
+			return
+		}
 		g.ctr.inc(cLoads)
 		g.ctr.inc(cFillsLocal)
 		if err != nil && !IsNotFound(err) {

@@ -62,6 +62,9 @@ func (g *Group[V]) Get(ctx context.Context, key string, opts ...ReadOption) (V, 
 			if e.ExpireAt != 0 && g.beta > 0 && rand.Uint32()&refreshSample == 0 {
 				g.maybeRefresh(key, e)
 			}
+			if s := g.sampler; !s.off && rand.Uint32()&s.mask == 0 {
+				s.offer(key, e.Version)
+			}
 			if e.Absent {
 				g.ctr.inc(cNegativeHits)
 				var zero V
@@ -213,7 +216,9 @@ func (g *Group[V]) load(ctx context.Context, key string, mode loadMode) (V, erro
 		}
 	}
 	floor := g.cache.ExactFloor(key)
-	if r.version < floor && g.stale.note(key, floor, r.version, time.Now()) {
+	// Back off only when the source was below a floor known before the load
+	// began: a load that raced a newer write says nothing about the source.
+	if f := r.fence.floor; r.version < f && g.stale.note(key, f, r.version, time.Now()) {
 		g.n.cfg.Logger.Warn("key's floor stays above its source: failing its reads fast",
 			"group", g.name, "key", key, "floor", floor, "source_version", r.version, "backoff", staleBackoff,
 			"hint", "a version above the row's was invalidated (wrong units? a forged request?), or the source lags; Group.ResetFloor resets it")

@@ -72,6 +72,15 @@ type GroupConfig[V any] struct {
 	// lagging behind it, reads through instead until the feed catches up.
 	// false = fed by this process's writers only (Invalidate and friends).
 	LogFed bool
+	// SampleEvery is the consistency sampler's rate: one cache hit in
+	// SampleEvery (rounded up to a power of two) is checked, off the hot
+	// path, against the source's current version (the loader's LoadVersion
+	// when it is a VersionLoader, else a load). 0 = 1024; negative = off.
+	// Off in ClockVersions groups (the source has no versions to compare).
+	SampleEvery int
+	// SampleBudget caps the sampler's checks per second on this node;
+	// sampled hits over it are dropped (counted). 0 = 10.
+	SampleBudget int
 }
 
 // Group is a typed cache of one kind of value, with its own loader, local
@@ -90,6 +99,8 @@ type Group[V any] struct {
 	logAsOf atomic.Int64
 	// stale is the back-off table of keys whose floor stays above their source (poison.go).
 	stale staleKeys
+	// sampler checks a fraction of hits against the source (sampler.go); never nil.
+	sampler *sampler
 
 	absent     error   // returned for cached negative entries (no allocation on the hit path)
 	beta       float64 // XFetch beta; 0 = early refresh off
@@ -157,9 +168,17 @@ func NewGroup[V any](n *Node, name string, cfg GroupConfig[V]) (*Group[V], error
 	default:
 		g.beta = cfg.EarlyRefresh
 	}
+	every := cfg.SampleEvery
+	if cfg.Versioning == ClockVersions {
+		every = -1
+	}
+	g.sampler = newSampler(every, cfg.SampleBudget, n.epoch)
 	if err := n.addGroup(name, g); err != nil {
 		cache.Close()
 		return nil, err
+	}
+	if !g.sampler.off && n.startSampler() {
+		go g.sampleLoop()
 	}
 	return g, nil
 }
@@ -244,5 +263,10 @@ func (g *Group[V]) stats() GroupStats {
 		},
 	}
 	g.ctr.snapshot(&s)
+	s.Sampler = g.sampler.stats(time.Now())
 	return s
 }
+
+// Stats returns a snapshot of the group's counters on this node (the same
+// figures Node.Stats reports per group).
+func (g *Group[V]) Stats() GroupStats { return g.stats() }

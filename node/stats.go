@@ -72,12 +72,13 @@ type GroupStats struct {
 	FillsServed   uint64 // fills this node answered as owner for peers
 	OwnerErrors   OwnerErrors
 	// Invalidations.
-	InvalidationsSent     uint64 // published by this node (keys and tags)
-	InvalidationsReceived uint64 // from other nodes
-	InvalidationsApplied  uint64 // received ones that raised a floor or bumped a tag
-	Purges                uint64 // whole-group purges (unrepairable gap, regained trust)
-	VersionsRefused       uint64 // invalidations refused: version above MaxVersion, or a clock stamp implausibly far ahead
-	StaleFastFails        uint64 // reads failed at once with a StaleError while the key's floor stayed above the source (one load per key per back-off)
+	InvalidationsSent     uint64       // published by this node (keys and tags)
+	InvalidationsReceived uint64       // from other nodes
+	InvalidationsApplied  uint64       // received ones that raised a floor or bumped a tag
+	Purges                uint64       // whole-group purges (unrepairable gap, regained trust)
+	VersionsRefused       uint64       // invalidations refused: version above MaxVersion, or a clock stamp implausibly far ahead
+	StaleFastFails        uint64       // reads failed at once with a StaleError while the key's floor stayed above the source (one load per key per back-off)
+	Sampler               SamplerStats // the consistency sampler's checks of cache hits against the source
 	Local                 LocalStats
 }
 
