@@ -16,7 +16,8 @@ type fillResult[V any] struct {
 	version uint64
 	fence   fence // captured before the value was asked for
 	err     error
-	stored  bool // handed to the store (visible once the store applies it)
+	stored  bool   // handed to the store (visible once the store applies it)
+	from    Source // FromOwner or FromLoad
 }
 
 // fill gets key's value and caches it when it is safe to. Its fence is
@@ -68,7 +69,9 @@ func (g *Group[V]) fillFromOwner(ctx context.Context, addr, key string, f fence)
 		return fillResult[V]{}, false
 	}
 	g.ctr.inc(cFillsOwner)
-	return g.keep(key, f, v, version, took), true
+	r := g.keep(key, f, v, version, took)
+	r.from = FromOwner
+	return r, true
 }
 
 // fillFromLoader calls the group's loader under a load slot.
@@ -100,7 +103,9 @@ func (g *Group[V]) fillFromLoader(ctx context.Context, key string, f fence) fill
 		// arrive as it ends back off instead of loading again (poison.go).
 		g.stale.note(key, f.floor, version, time.Now())
 	}
-	return g.keep(key, f, v, version, took)
+	r := g.keep(key, f, v, version, took)
+	r.from = FromLoad
+	return r
 }
 
 // callLoader runs the loader once, holding one of the node's load slots for

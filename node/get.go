@@ -54,49 +54,66 @@ func (g *Group[V]) Get(ctx context.Context, key string, opts ...ReadOption) (V, 
 	for _, o := range opts {
 		mode = max(mode, o.mode)
 	}
-	if ok, now := g.n.servableNow(); mode == readCached && ok && (!g.cfg.LogFed || g.logFresh()) {
-		if now >= 0 {
-			now++ // the store's clock: Cache.Now is ns since the same epoch, plus one
+	if e, ok := g.lookup(key, mode); ok {
+		if e.Absent {
+			var zero V
+			return zero, g.absent
 		}
-		if e, ok := g.cache.GetAt(key, now); ok && !(g.checkStale && g.expired(e)) { // counted by the store's striped counters
-			if e.ExpireAt != 0 && g.beta > 0 && rand.Uint32()&refreshSample == 0 {
-				g.maybeRefresh(key, e)
-			}
-			if s := g.sampler; !s.off && rand.Uint32()&s.mask == 0 {
-				s.offer(key, e.Version)
-			}
-			if e.Absent {
-				g.ctr.inc(cNegativeHits)
-				var zero V
-				return zero, g.absent
-			}
-			return e.Value, nil
-		}
+		return e.Value, nil
 	}
-	return g.get(ctx, key, mode)
+	v, _, err := g.get(ctx, key, mode)
+	return v, err
 }
 
-// get is every path but the plain hit.
-func (g *Group[V]) get(ctx context.Context, key string, mode readMode) (V, error) {
+// lookup is the hit path: the stored entry, when the read may be served
+// from the store (a cached read, a trusted node, a fresh feed for LogFed
+// groups, an entry neither expired nor fenced). Negative entries are counted
+// here; the caller returns their error.
+func (g *Group[V]) lookup(key string, mode readMode) (*local.Entry[V], bool) {
+	ok, now := g.n.servableNow()
+	if mode != readCached || !ok || (g.cfg.LogFed && !g.logFresh()) {
+		return nil, false
+	}
+	if now >= 0 {
+		now++ // the store's clock: Cache.Now is ns since the same epoch, plus one
+	}
+	e, ok := g.cache.GetAt(key, now) // counted by the store's striped counters
+	if !ok || (g.checkStale && g.expired(e)) {
+		return nil, false
+	}
+	if e.ExpireAt != 0 && g.beta > 0 && rand.Uint32()&refreshSample == 0 {
+		g.maybeRefresh(key, e)
+	}
+	if s := g.sampler; !s.off && rand.Uint32()&s.mask == 0 {
+		s.offer(key, e.Version)
+	}
+	if e.Absent {
+		g.ctr.inc(cNegativeHits)
+	}
+	return e, true
+}
+
+// get is every path but the plain hit; the info says what the read was.
+func (g *Group[V]) get(ctx context.Context, key string, mode readMode) (V, readInfo, error) {
 	var zero V
 	if g.n.closed.Load() {
-		return zero, ErrClosed
+		return zero, readInfo{}, ErrClosed
 	}
 	if err := validKey("key", key); err != nil {
-		return zero, err
+		return zero, readInfo{}, err
 	}
 	trusted := g.servable()
 	if !trusted {
 		g.ctr.inc(cDegraded)
 		if g.n.cfg.Degraded == DegradedFail {
-			return zero, ErrDegraded
+			return zero, readInfo{}, ErrDegraded
 		}
 	}
 	switch mode {
 	case readVerified:
 		g.ctr.inc(cBypass)
-		if v, ok, err := g.verify(ctx, key, trusted); ok || err != nil {
-			return v, err
+		if v, info, ok, err := g.verify(ctx, key, trusted); ok || err != nil {
+			return v, info, err
 		}
 		return g.load(ctx, key, loadPrivate)
 	case readAuthoritative:
@@ -118,14 +135,14 @@ func (g *Group[V]) get(ctx context.Context, key string, mode readMode) (V, error
 
 // verify serves a cached value if the source's current version matches it.
 // ok=false means "load instead".
-func (g *Group[V]) verify(ctx context.Context, key string, trusted bool) (v V, ok bool, err error) {
+func (g *Group[V]) verify(ctx context.Context, key string, trusted bool) (v V, info readInfo, ok bool, err error) {
 	vl, has := g.cfg.Loader.(VersionLoader)
 	if !has || !trusted || g.cfg.Versioning == ClockVersions {
-		return v, false, nil
+		return v, info, false, nil
 	}
 	e, hit := g.cache.Get(key)
 	if !hit {
-		return v, false, nil
+		return v, info, false, nil
 	}
 	g.ctr.inc(cVerifyLookups)
 	ctx, cancel := context.WithTimeout(ctx, g.n.cfg.LoadTimeout)
@@ -135,15 +152,15 @@ func (g *Group[V]) verify(ctx context.Context, key string, trusted bool) (v V, o
 		if IsNotFound(err) {
 			g.cache.Delete(key)
 		}
-		return v, false, &LoadError{Group: g.name, Key: key, Err: err}
+		return v, info, false, &LoadError{Group: g.name, Key: key, Err: err}
 	}
 	if ver == e.Version {
-		return e.Value, true, nil
+		return e.Value, g.hitInfo(e), true, nil
 	}
 	if ver > e.Version {
 		g.cache.Raise(key, ver) // the source says a newer version exists
 	}
-	return v, false, nil
+	return v, info, false, nil
 }
 
 // loadMode says which loads a read may share.
@@ -159,15 +176,16 @@ const (
 // authoritative read must not be served by a load that started before it).
 // It loads again while the result is below the key's floor, within the
 // LoadTimeout (see minStaleTries).
-func (g *Group[V]) load(ctx context.Context, key string, mode loadMode) (V, error) {
+func (g *Group[V]) load(ctx context.Context, key string, mode loadMode) (V, readInfo, error) {
 	var zero V
+	var none readInfo
 	var r fillResult[V]
 	began := time.Now()
 	tries := minStaleTries
 	switch rec, st := g.stale.check(key, g.cache.ExactFloor(key), began); st {
 	case staleBackingOff:
 		g.ctr.inc(cStaleFastFails)
-		return zero, &StaleError{Group: g.name, Key: key, Version: rec.got, Floor: rec.floor}
+		return zero, none, &StaleError{Group: g.name, Key: key, Version: rec.got, Floor: rec.floor}
 	case staleProbation:
 		tries = 1 // it was below its floor a moment ago: one look, no retries
 	}
@@ -183,21 +201,21 @@ func (g *Group[V]) load(ctx context.Context, key string, mode loadMode) (V, erro
 			r, err = g.privateFill(ctx, key)
 		}
 		if err != nil {
-			return zero, err
+			return zero, none, err
 		}
 		if r.err != nil && !(IsNotFound(r.err) && !g.admits(key, r.fence, r.version)) {
 			if mode != loadPrivate && g.checkStale && !errors.Is(r.err, context.Canceled) && !IsNotFound(r.err) {
-				if v, ok := g.staleOnError(key); ok {
-					return v, nil
+				if v, info, ok := g.staleOnError(key); ok {
+					return v, info, nil
 				}
 			}
-			return zero, r.err
+			return zero, readInfo{version: r.version, from: r.from}, r.err
 		}
 		if r.err == nil && g.admits(key, r.fence, r.version) {
 			if attempt > 0 {
 				g.stale.clear(key)
 			}
-			return r.val, nil
+			return r.val, readInfo{version: r.version, from: r.from}, nil
 		}
 		g.ctr.inc(cStaleRejected)
 		if attempt+1 >= tries && (tries == 1 || g.cfg.Versioning != SourceVersions || time.Since(began)+pause > g.n.cfg.LoadTimeout) {
@@ -209,7 +227,7 @@ func (g *Group[V]) load(ctx context.Context, key string, mode loadMode) (V, erro
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return zero, ctx.Err()
+				return zero, none, ctx.Err()
 			case <-t.C:
 			}
 			pause = min(2*pause, maxStalePause)
@@ -221,9 +239,9 @@ func (g *Group[V]) load(ctx context.Context, key string, mode loadMode) (V, erro
 	if f := r.fence.floor; r.version < f && g.stale.note(key, f, r.version, time.Now()) {
 		g.n.cfg.Logger.Warn("key's floor stays above its source: failing its reads fast",
 			"group", g.name, "key", key, "floor", floor, "source_version", r.version, "backoff", staleBackoff,
-			"hint", "a version above the row's was invalidated (wrong units? a forged request?), or the source lags; Group.ResetFloor resets it")
+			"hint", "a version above the row's was invalidated (wrong units? a forged request?), or the source lags; it clears when the source reaches the floor or the floor is forgotten (FloorRetention)")
 	}
-	return zero, &StaleError{Group: g.name, Key: key, Version: r.version, Floor: floor}
+	return zero, none, &StaleError{Group: g.name, Key: key, Version: r.version, Floor: floor}
 }
 
 // refreshSample: one hit in refreshSample+1 of an entry with a TTL runs the
@@ -253,12 +271,14 @@ func (g *Group[V]) maybeRefresh(key string, e *local.Entry[V]) {
 
 // staleOnError returns key's expired value if it ended less than
 // MaxStaleness ago and was never invalidated (the store refuses those).
-func (g *Group[V]) staleOnError(key string) (V, bool) {
+func (g *Group[V]) staleOnError(key string) (V, readInfo, bool) {
 	var zero V
 	e, ok := g.cache.Get(key)
 	if !ok || e.Absent || e.ExpireAt == 0 || g.cache.Now()-e.ExpireAt > int64(g.n.cfg.MaxStaleness) {
-		return zero, false
+		return zero, readInfo{}, false
 	}
 	g.ctr.inc(cStaleServed)
-	return e.Value, true
+	info := g.hitInfo(e)
+	info.from = FromStale
+	return e.Value, info, true
 }

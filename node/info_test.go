@@ -1,0 +1,59 @@
+package node
+
+import (
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/nearcache/nearcache/gossip/gossiptest"
+)
+
+// TestGetInfoSaysWhereTheValueCameFrom: the first read of a key on its
+// owner is a load, on another node an owner fill; then both are hits with
+// their age; versions are the source's. Owner names the same member
+// everywhere.
+func TestGetInfoSaysWhereTheValueCameFrom(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := newSource()
+		src.put("k", "v1")
+		ver := src.put("k", "v2")
+		nw := gossiptest.New(71)
+		ms := fillCluster(t, nw, gossiptest.NewFillNetwork(nw), 3, src)
+		o, r := fillOwner(t, ms, "k")
+		for _, m := range ms {
+			if got := m.g.Owner("k"); got != ms[o].n.Name() {
+				t.Errorf("%s: Owner(k) = %q, want %q", m.n.Name(), got, ms[o].n.Name())
+			}
+		}
+		want := []struct {
+			m    int
+			from Source
+		}{{o, FromLoad}, {r, FromOwner}}
+		for _, w := range want {
+			info, err := ms[w.m].g.GetInfo(t.Context(), "k")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.Source != w.from || info.Value != "2" || info.Version != ver || info.Age != 0 {
+				t.Errorf("%s: first read %+v, want value 2 version %d from %v, age 0", ms[w.m].n.Name(), info, ver, w.from)
+			}
+		}
+		time.Sleep(3 * time.Second)
+		for _, i := range []int{o, r} {
+			waitFor(t, time.Second, "the store showing the value", func() bool {
+				info, err := ms[i].g.GetInfo(t.Context(), "k")
+				return err == nil && info.Source == FromCache
+			})
+			info, _ := ms[i].g.GetInfo(t.Context(), "k")
+			if info.Version != ver || info.Age < 3*time.Second {
+				t.Errorf("%s: hit %+v, want version %d and an age of at least 3s", ms[i].n.Name(), info, ver)
+			}
+		}
+		if info, err := ms[r].g.GetInfo(t.Context(), "k", Authoritative()); err != nil || info.Source == FromCache {
+			t.Errorf("authoritative read: %+v, %v; want it loaded", info, err)
+		}
+		if _, err := ms[r].g.GetInfo(t.Context(), "missing"); !IsNotFound(err) {
+			t.Errorf("GetInfo of a missing key: %v, want not found", err)
+		}
+	})
+}
