@@ -19,3 +19,32 @@ func (f Func[V]) Load(ctx context.Context, key string) (V, uint64, error) {
 	}
 	return f(ctx, key)
 }
+
+// WithVersion returns a loader that loads with f and answers version checks
+// with version: the cheap read of a key's current version (e.g. "SELECT
+// version FROM users WHERE id = $1") that a Verified read and the
+// consistency sampler use instead of loading the value again. version
+// reports a missing key with [ErrNotFound], as f does.
+func (f Func[V]) WithVersion(version func(ctx context.Context, key string) (uint64, error)) *VersionedFunc[V] {
+	return &VersionedFunc[V]{load: f, version: version}
+}
+
+// VersionedFunc is a [Func] with a version check; see [Func.WithVersion].
+type VersionedFunc[V any] struct {
+	load    Func[V]
+	version func(ctx context.Context, key string) (uint64, error)
+}
+
+// Load calls the load function, as [Func.Load] does.
+func (f *VersionedFunc[V]) Load(ctx context.Context, key string) (V, uint64, error) {
+	return f.load.Load(ctx, key)
+}
+
+// LoadVersion calls the version function; if ctx is already done it returns
+// ctx.Err() without calling it.
+func (f *VersionedFunc[V]) LoadVersion(ctx context.Context, key string) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	return f.version(ctx, key)
+}

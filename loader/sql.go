@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -39,6 +41,25 @@ type SQLConfig[V any] struct {
 	// error, never version 0. A custom Scan must return sql.ErrNoRows
 	// (wrapped or not) unchanged when the row is missing.
 	Scan func(row Scanner) (V, uint64, error)
+
+	// ManyQuery, when set, reads several keys in one query (the loader is
+	// then a batch loader: node's GetMany sends a node's misses in one
+	// query). It contains "{keys}" where the list of placeholders goes, and
+	// returns the key, value and version columns of each row found, e.g.
+	//	SELECT id, body, version FROM users WHERE id IN ({keys})
+	// "{keys}" becomes "?, ?, ..." (or "$1, $2, ..." with Placeholder "$").
+	// Keys with no row are reported missing. With a custom Scan, ManyScan is
+	// required too.
+	ManyQuery string
+	// Placeholder is the driver's placeholder style for ManyQuery: "?"
+	// (SQLite, MySQL; the default) or "$" (PostgreSQL).
+	Placeholder string
+	// ManyScan converts a ManyQuery row into key, value and version. nil =
+	// scan the three columns directly (as Scan's default does for two).
+	ManyScan func(row Scanner) (string, V, uint64, error)
+	// MaxBatch bounds the keys of one ManyQuery (larger batches are split);
+	// 0 = 500.
+	MaxBatch int
 }
 
 // validate checks cfg without changing it.
@@ -51,6 +72,17 @@ func (cfg SQLConfig[V]) validate() error {
 	}
 	if cfg.Scan == nil && !directlyScannable(reflect.TypeFor[V]()) {
 		return fmt.Errorf("loader: SQLConfig.Scan is required for value type %v", reflect.TypeFor[V]())
+	}
+	switch {
+	case cfg.ManyQuery == "":
+	case !strings.Contains(cfg.ManyQuery, "{keys}"):
+		return errors.New(`loader: SQLConfig.ManyQuery must contain "{keys}"`)
+	case cfg.Scan != nil && cfg.ManyScan == nil:
+		return errors.New("loader: SQLConfig.ManyScan is required with a custom Scan and a ManyQuery")
+	case cfg.Placeholder != "" && cfg.Placeholder != "?" && cfg.Placeholder != "$":
+		return fmt.Errorf(`loader: SQLConfig.Placeholder must be "?" or "$", not %q`, cfg.Placeholder)
+	case cfg.MaxBatch < 0:
+		return errors.New("loader: SQLConfig.MaxBatch must not be negative")
 	}
 	return nil
 }
@@ -92,6 +124,11 @@ type SQL[V any] struct {
 	db    *sql.DB
 	query string
 	scan  func(row Scanner) (V, uint64, error)
+
+	many     string // ManyQuery; "" = no batches
+	dollar   bool
+	manyScan func(row Scanner) (string, V, uint64, error)
+	maxBatch int
 }
 
 // NewSQL returns an SQL loader for cfg. It returns an error if DB or Query
@@ -100,11 +137,99 @@ func NewSQL[V any](cfg SQLConfig[V]) (*SQL[V], error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	s := &SQL[V]{db: cfg.DB, query: cfg.Query, scan: cfg.Scan}
+	s := &SQL[V]{db: cfg.DB, query: cfg.Query, scan: cfg.Scan,
+		many: cfg.ManyQuery, dollar: cfg.Placeholder == "$", manyScan: cfg.ManyScan, maxBatch: cfg.MaxBatch}
 	if s.scan == nil {
 		s.scan = scanDirect[V]
 	}
+	if s.manyScan == nil {
+		s.manyScan = scanManyDirect[V]
+	}
+	if s.maxBatch == 0 {
+		s.maxBatch = 500
+	}
 	return s, nil
+}
+
+// LoadMany runs ManyQuery for keys (in chunks of MaxBatch) and reports each
+// row found; keys without a row are missing. Without a ManyQuery it loads
+// the keys one by one with Query. A row whose key was not asked for is an
+// error.
+func (s *SQL[V]) LoadMany(ctx context.Context, keys []string, found func(i int, v V, version uint64, err error)) error {
+	if s.many == "" {
+		for i, k := range keys {
+			v, ver, err := s.Load(ctx, k)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			found(i, v, ver, err)
+		}
+		return nil
+	}
+	for lo := 0; lo < len(keys); lo += s.maxBatch {
+		if err := s.loadChunk(ctx, keys, lo, min(lo+s.maxBatch, len(keys)), found); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *SQL[V]) loadChunk(ctx context.Context, keys []string, lo, hi int, found func(int, V, uint64, error)) error {
+	index := make(map[string][]int, hi-lo) // a key asked twice is reported twice
+	marks := make([]string, 0, hi-lo)
+	args := make([]any, 0, hi-lo)
+	for i := lo; i < hi; i++ {
+		if _, dup := index[keys[i]]; dup {
+			index[keys[i]] = append(index[keys[i]], i)
+			continue
+		}
+		index[keys[i]] = []int{i}
+		if s.dollar {
+			marks = append(marks, "$"+strconv.Itoa(len(args)+1))
+		} else {
+			marks = append(marks, "?")
+		}
+		args = append(args, keys[i])
+	}
+	rows, err := s.db.QueryContext(ctx, strings.Replace(s.many, "{keys}", strings.Join(marks, ", "), 1), args...)
+	if err != nil {
+		return fmt.Errorf("loader: sql load of %d keys: %w", len(args), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		k, v, ver, err := s.manyScan(rows)
+		if err != nil {
+			return fmt.Errorf("loader: sql load of %d keys: %w", len(args), err)
+		}
+		is, ok := index[k]
+		if !ok {
+			return fmt.Errorf("loader: sql load of %d keys: ManyQuery returned key %q, not asked for", len(args), k)
+		}
+		for _, i := range is {
+			found(i, v, ver, nil)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("loader: sql load of %d keys: %w", len(args), err)
+	}
+	return nil
+}
+
+// scanManyDirect is the default ManyScan: key, then as scanDirect.
+func scanManyDirect[V any](row Scanner) (string, V, uint64, error) {
+	var (
+		k   string
+		v   V
+		ver versionDest
+	)
+	if err := row.Scan(&k, &v, &ver); err != nil {
+		var zero V
+		return "", zero, 0, err
+	}
+	return k, v, ver.v, nil
 }
 
 // Load runs the query for key under ctx and returns the row's value and

@@ -1,0 +1,201 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"time"
+)
+
+// Result is one key's outcome in a batch read.
+type Result[V any] struct {
+	Value V
+	Err   error // as Get would return it (IsNotFound for a missing key)
+}
+
+// BatchLoader is an optional interface of a [Loader]: several keys in one
+// source query (e.g. "SELECT id, body, version FROM t WHERE id = ANY($1)").
+// LoadMany calls found once for each key it read, with the key's index in
+// keys, its value and version, or an error of that key alone; a key it does
+// not report is missing from the source (not found). An error of the call as
+// a whole fails every key. GetMany uses it for the misses this node loads.
+// The interface names no type of this package, so adapters (package
+// loader's SQL) satisfy it without importing node.
+type BatchLoader[V any] interface {
+	LoadMany(ctx context.Context, keys []string, found func(i int, v V, version uint64, err error)) error
+}
+
+// loaded is one key of a BatchLoader's answer.
+type loaded[V any] struct {
+	value   V
+	version uint64
+	err     error
+	seen    bool
+}
+
+// getManyParallel bounds the concurrent single-key reads a GetMany makes
+// (owner fills, reads through an untrusted cache, keys a batch could not
+// settle).
+const getManyParallel = 16
+
+// GetMany reads several keys at once and returns one Result per key, in the
+// order of keys. Hits are served at hit cost; the misses this node loads go
+// to the source in one query when the loader is a [BatchLoader]; the others
+// (owned by other members, or read through an untrusted cache) are fetched
+// concurrently, each as Get would. Every fence, floor and trust rule of Get
+// holds for each key: a batched result below its floor, or fenced by an
+// invalidation that landed meanwhile, is read again alone.
+func (g *Group[V]) GetMany(ctx context.Context, keys []string, opts ...ReadOption) []Result[V] {
+	mode := readCached
+	for _, o := range opts {
+		mode = max(mode, o.mode)
+	}
+	out := make([]Result[V], len(keys))
+	var local, single []int
+	bl, batchable := g.cfg.Loader.(BatchLoader[V])
+	batchable = batchable && mode == readCached
+	for i, k := range keys {
+		if err := validKey("key", k); err != nil {
+			out[i].Err = err
+			continue
+		}
+		if e, ok := g.lookup(k, mode); ok {
+			if e.Absent {
+				out[i].Err = g.absent
+			} else {
+				out[i].Value = e.Value
+			}
+			continue
+		}
+		if batchable && g.servable() && g.n.ownerOf(g.name, k) == "" {
+			local = append(local, i)
+		} else {
+			single = append(single, i)
+		}
+	}
+	if len(local) > 0 {
+		if g.n.closed.Load() {
+			for _, i := range local {
+				out[i].Err = ErrClosed
+			}
+		} else {
+			g.ctr.inc(cMisses)
+			single = append(single, g.loadMany(ctx, bl, keys, local, out)...)
+		}
+	}
+	sem := make(chan struct{}, getManyParallel)
+	var wg sync.WaitGroup
+	for _, i := range single {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			v, _, err := g.get(ctx, keys[i], mode)
+			out[i] = Result[V]{Value: v, Err: err}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// loadMany loads keys[idx] in one BatchLoader call, fenced per key as a
+// single fill is, and fills out. It returns the indexes the batch could not
+// settle (below a floor, fenced, backing off): the caller reads them alone.
+func (g *Group[V]) loadMany(ctx context.Context, bl BatchLoader[V], keys []string, idx []int, out []Result[V]) (again []int) {
+	batch := make([]string, len(idx))
+	fences := make([]fence, len(idx))
+	var stamp uint64
+	if g.cfg.Versioning == ClockVersions {
+		stamp = g.n.clock.now() - uint64(g.n.cfg.MaxClockSkew)
+	}
+	for j, i := range idx {
+		batch[j] = keys[i]
+		fences[j] = g.capture(keys[i]) // before the source is asked (G8)
+	}
+	if !g.n.startFlight() {
+		for _, i := range idx {
+			out[i].Err = ErrClosed
+		}
+		return nil
+	}
+	defer g.n.endFlight()
+	lctx, cancel := context.WithTimeout(ctx, g.n.cfg.LoadTimeout)
+	defer cancel()
+	stop := context.AfterFunc(g.n.closing, cancel)
+	defer stop()
+	res, took, err := g.callBatchLoader(lctx, bl, batch)
+	if err != nil {
+		for _, i := range idx {
+			out[i].Err = &LoadError{Group: g.name, Key: keys[i], Err: err}
+		}
+		return nil
+	}
+	for j, i := range idx {
+		key, f, r := keys[i], fences[j], res[j]
+		if !r.seen {
+			r.err = errBatchNotFound
+		}
+		version := r.version
+		if g.cfg.Versioning == ClockVersions {
+			version = max(stamp, f.floor)
+		}
+		switch {
+		case r.err != nil && IsNotFound(r.err):
+			fr := g.notFound(key, max(version, f.floor), f, took, r.err)
+			if !g.admits(key, f, fr.version) {
+				again = append(again, i)
+				continue
+			}
+			out[i].Err = fr.err
+		case r.err != nil:
+			out[i].Err = &LoadError{Group: g.name, Key: key, Err: r.err}
+		case version == 0 || version > MaxVersion:
+			out[i].Err = &LoadError{Group: g.name, Key: key, Err: fmt.Errorf("LoadMany returned version %d (want 1 to 2^63-1)", version)}
+		case !g.admits(key, f, version):
+			again = append(again, i) // below its floor, or fenced meanwhile: read alone (retries, back-off)
+		default:
+			g.keep(key, f, r.value, version, took)
+			out[i].Value = r.value
+		}
+	}
+	return again
+}
+
+// callBatchLoader is callLoader for a batch: one load slot, one load
+// counted, a panic recovered into an error.
+func (g *Group[V]) callBatchLoader(ctx context.Context, bl BatchLoader[V], keys []string) (res []loaded[V], took time.Duration, err error) {
+	if err := g.n.acquireLoad(ctx); err != nil {
+		return nil, 0, err
+	}
+	defer g.n.releaseLoad()
+	start := time.Now()
+	defer func() {
+		if p := recover(); p != nil {
+			g.n.cfg.Logger.Error("batch loader panicked", "group", g.name, "keys", len(keys), "panic", p, "stack", string(debug.Stack()))
+			err = fmt.Errorf("node: batch loader panicked: %v", p)
+		}
+		took = time.Since(start)
+		g.ctr.inc(cLoads)
+		g.ctr.inc(cFillsLocal)
+		if err != nil {
+			g.ctr.inc(cLoadErrors)
+		}
+		g.n.cfg.Observer.ObserveLoad(g.name, took, err)
+	}()
+	res = make([]loaded[V], len(keys))
+	var bad error
+	err = bl.LoadMany(ctx, keys, func(i int, v V, version uint64, kerr error) {
+		if i < 0 || i >= len(res) {
+			bad = fmt.Errorf("node: %s: LoadMany reported key index %d of %d", g.name, i, len(res))
+			return
+		}
+		res[i] = loaded[V]{value: v, version: version, err: kerr, seen: true}
+	})
+	if err == nil {
+		err = bad
+	}
+	return res, 0, err
+}
+
+// errBatchNotFound is a key a BatchLoader did not report.
+var errBatchNotFound = notFoundError{}
