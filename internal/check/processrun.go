@@ -32,13 +32,17 @@ const (
 	ProcStopLong ProcFault = "sigstop-30s"
 	// ProcStopWakeAlone is SIGSTOP of a random node for 30s, and on until
 	// the others have counted it out of their members for deadQuiet (so
-	// they send it nothing any more); then every other node is stopped,
-	// the node resumed, and the others resumed a second later. It wakes to
-	// a cluster that cannot answer (a partition, as far as it can tell),
-	// knowing only what waited in its sockets: without the trust lease it
-	// serves what it cached seconds before; with it, nothing cached. (After
-	// a plain ProcStopLong the node may catch up from its peers before it
-	// serves its first queued read, and a build without the lease goes
+	// they send it nothing any more). Witness keys (see wakealone.go),
+	// cached on the node before the stop, are then superseded through
+	// another node, and read through the stopped node once that write is
+	// older than MaxStaleness plus slack; then every other node is stopped,
+	// the node resumed, and the others resumed once it has answered the
+	// witness reads and a one-second burst of reads. It wakes to a cluster
+	// that cannot answer (a partition, as far as it can tell), knowing
+	// nothing of the witnesses' write: without the trust lease it serves
+	// what it cached before; with it, nothing cached. (After a plain
+	// ProcStopLong the node may catch up from its peers before it serves
+	// its first queued read, and a build without the lease goes
 	// unpunished: seen in a full `make test` run.)
 	ProcStopWakeAlone ProcFault = "sigstop-30s-wake-alone"
 	// ProcRestart is kill -9 of a random node and its restart at once,
@@ -134,6 +138,7 @@ type procRun struct {
 	rec   *Recorder
 	keys  []string
 	owner int // the slot owning keys[0]
+	woke  int // ProcStopWakeAlone faults so far (each has its own witness key)
 	wg    sync.WaitGroup
 }
 
@@ -270,27 +275,33 @@ func (r *procRun) readLoop(ctx context.Context, fixed *proc, s1, s2 uint64) {
 func (r *procRun) writeLoop(ctx context.Context, id int, s1, s2 uint64) {
 	rng := rand.New(rand.NewPCG(s1, s2))
 	for n := 0; ctx.Err() == nil; n++ {
-		p := r.pickUp(rng)
-		key := r.pickKey(rng)
-		v := p.view()
-		start := r.rec.Now()
-		a, err := r.c.put(context.WithoutCancel(ctx), v.base, key, fmt.Sprintf("w%d-%d", id, n), 5*time.Second)
-		end := r.rec.Now()
-		if err == nil && p.incarnation() != v.inc {
-			err = errors.New("incarnation changed during the request")
-		}
-		if err != nil {
-			a = putAnswer{} // the version it may have committed is unknown
-		}
-		// AckAll holds only when every member acknowledged (no not_acknowledged).
-		ack := err == nil && len(a.NotAcknowledged) == 0 && a.InvalidationError == ""
-		r.rec.Write(v.label, key, a.Version, start, start, end, ack, err)
+		_, _, err := r.write(ctx, r.pickUp(rng), r.pickKey(rng), fmt.Sprintf("w%d-%d", id, n))
 		pause := r.cfg.WritePause/2 + time.Duration(rng.Int64N(int64(r.cfg.WritePause)))
 		if err != nil {
 			pause += 20 * time.Millisecond
 		}
 		_ = sleepCtx(ctx, pause)
 	}
+}
+
+// write sends one PUT to p and records it under the incarnation it went
+// to; ack reports whether AckAll held (every member acknowledged). The
+// request is not cut short when ctx ends: its outcome is recorded.
+func (r *procRun) write(ctx context.Context, p *proc, key, value string) (a putAnswer, ack bool, err error) {
+	v := p.view()
+	start := r.rec.Now()
+	a, err = r.c.put(context.WithoutCancel(ctx), v.base, key, value, 5*time.Second)
+	end := r.rec.Now()
+	if err == nil && p.incarnation() != v.inc {
+		err = errors.New("incarnation changed during the request")
+	}
+	if err != nil {
+		a = putAnswer{} // the version it may have committed is unknown
+	}
+	// AckAll holds only when every member acknowledged (no not_acknowledged).
+	ack = err == nil && len(a.NotAcknowledged) == 0 && a.InvalidationError == ""
+	r.rec.Write(v.label, key, a.Version, start, start, end, ack, err)
+	return a, ack, err
 }
 
 // trustLoop records each incarnation's trust flag (its /readyz) when it changes.
@@ -352,21 +363,36 @@ func (r *procRun) fault(ctx context.Context, f ProcFault, rng *rand.Rand) error 
 		v := p.view()
 		ev.Node, ev.Nodes = v.label, []string{v.label}
 		log.Info("fault", "fault", f, "node", ev.Node)
+		var w string
+		if f == ProcStopWakeAlone {
+			var err error
+			if w, err = r.cacheWitness(ctx, p); err != nil {
+				return err
+			}
+		}
 		ev.Start = r.rec.Now()
 		if err := p.signal(syscall.SIGSTOP); err != nil {
 			return err
 		}
-		var until func(context.Context) bool
+		var answered chan struct{}
 		if f == ProcStopWakeAlone {
-			until = r.countedOut(p)
+			var err error
+			if answered, err = r.wakeAloneWitness(ctx, p, w, rng); err != nil {
+				_ = p.signal(syscall.SIGCONT)
+				return err
+			}
+		} else {
+			r.patientReads(ctx, p, f.stopFor(), rng, nil)
 		}
-		r.patientReads(ctx, p, f.stopFor(), rng, until)
 		var others []*proc
 		var frozen Event
 		if f == ProcStopWakeAlone {
 			others, frozen = r.freezeOthers(p)
 		}
 		err := p.signal(syscall.SIGCONT)
+		if err == nil && answered != nil {
+			r.awaitWitness(ctx, p, answered)
+		}
 		if err == nil {
 			r.burst(ctx, p, time.Second)
 		}
@@ -439,7 +465,7 @@ func (r *procRun) thaw(qs []*proc, ev Event) error {
 // how long it was away. It returns after d and, when until is not nil, once
 // until reports true (it is asked every 100ms from the start), or after
 // d+maxPatience whatever until says; the reads finish on their own.
-func (r *procRun) patientReads(ctx context.Context, p *proc, d time.Duration, rng *rand.Rand, until func(context.Context) bool) {
+func (r *procRun) patientReads(ctx context.Context, p *proc, d time.Duration, rng *rand.Rand, until func(context.Context) bool) bool {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	timeUp := time.NewTimer(d)
@@ -450,10 +476,10 @@ func (r *procRun) patientReads(ctx context.Context, p *proc, d time.Duration, rn
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return false
 		case <-limit.C:
-			r.cfg.Logger.Warn("stop", "node", p.name, "err", "condition not met: resuming anyway")
-			return
+			r.cfg.Logger.Warn("stop", "node", p.name, "err", "condition not met")
+			return false
 		case <-timeUp.C:
 			waited = true
 		case <-t.C:
@@ -464,7 +490,7 @@ func (r *procRun) patientReads(ctx context.Context, p *proc, d time.Duration, rn
 			}
 		}
 		if waited && met {
-			return
+			return true
 		}
 	}
 }
