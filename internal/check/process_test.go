@@ -23,6 +23,7 @@ var (
 	processOut      = flag.String("process.out", "", "directory for TestProcessLong's report, history and logs (\"\" = a temp dir)")
 	processLogLevel = flag.String("process.loglevel", "info", "the nodes' --log-level in the process tests")
 	processStops    = flag.Bool("process.stops", false, "run TestProcessStopResume (three 30 s SIGSTOPs, ~100 s)")
+	processKeep     = flag.Bool("process.keep", false, "keep the logs, history and report of passing wake-alone runs too (see keepEvidence)")
 )
 
 // buildNearcache builds cmd/nearcache into dir (with tags, if any) and
@@ -172,6 +173,8 @@ func TestProcessBrokenFreshness(t *testing.T) {
 	if r.Violations[G5]+r.Violations[G7]+r.Violations[G1] == 0 {
 		keepEvidence(t, dir, r, h)
 		t.Errorf("the checker found no G5/G7/G1 violation in the nearcache_nofreshness binary: %v", r.Violations)
+	} else if *processKeep {
+		keepEvidence(t, dir, r, h)
 	}
 }
 

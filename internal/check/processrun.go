@@ -370,6 +370,9 @@ func (r *procRun) fault(ctx context.Context, f ProcFault, rng *rand.Rand) error 
 				return err
 			}
 		}
+		if f == ProcStopWakeAlone {
+			r.logSnapshot(ctx, p, "before the stop")
+		}
 		ev.Start = r.rec.Now()
 		if err := p.signal(syscall.SIGSTOP); err != nil {
 			return err
@@ -392,6 +395,7 @@ func (r *procRun) fault(ctx context.Context, f ProcFault, rng *rand.Rand) error 
 		err := p.signal(syscall.SIGCONT)
 		if err == nil && answered != nil {
 			r.awaitWitness(ctx, p, answered)
+			r.logSnapshot(ctx, p, "witness reads answered")
 		}
 		if err == nil {
 			r.burst(ctx, p, time.Second)

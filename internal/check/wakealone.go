@@ -112,3 +112,13 @@ func (r *procRun) awaitWitness(ctx context.Context, p *proc, answered chan struc
 		r.cfg.Logger.Warn("witness", "node", p.name, "err", "the woken node did not answer the witness reads in time")
 	}
 }
+
+// logSnapshot logs p's status and counters (see nodeSnapshot) at Info.
+func (r *procRun) logSnapshot(ctx context.Context, p *proc, when string) {
+	s, err := r.c.snapshot(ctx, p.view().base)
+	if err != nil {
+		r.cfg.Logger.Warn("snapshot", "node", p.name, "when", when, "err", err)
+		return
+	}
+	r.cfg.Logger.Info("snapshot", append([]any{"node", p.name, "when", when}, s.logAttrs()...)...)
+}
