@@ -168,11 +168,12 @@ func freeUDPTCPPort() (int, error) {
 	return 0, errors.New("check: no port free for both TCP and UDP")
 }
 
-// args are p's command line, joining every other node on its current port.
+// args are p's command line, joining every other node on its current port
+// (but the last one, when cfg.Unseeded).
 func (c *procCluster) args(p *proc) []string {
 	var join []string
-	for _, q := range c.procs {
-		if q == p {
+	for i, q := range c.procs {
+		if q == p || (c.cfg.Unseeded && i == len(c.procs)-1) {
 			continue
 		}
 		q.mu.Lock()

@@ -164,7 +164,7 @@ func TestProcessBrokenFreshness(t *testing.T) {
 	bin := buildNearcache(t, "nearcache_nofreshness")
 	dir := t.TempDir()
 	r, h, err := RunProcessCampaign(t.Context(), ProcessConfig{Binary: bin, Dir: dir, Seed: 2,
-		Faults: []ProcFault{ProcStopWakeAlone}, Converge: 5 * time.Second, LogLevel: *processLogLevel, Logger: testLogger(t)})
+		Faults: []ProcFault{ProcStopWakeAlone}, Unseeded: true, Converge: 5 * time.Second, LogLevel: *processLogLevel, Logger: testLogger(t)})
 	if err != nil {
 		keepEvidence(t, dir, r, h)
 		t.Fatal(err)
@@ -189,7 +189,7 @@ func TestProcessWakeAlone(t *testing.T) {
 	bin := buildNearcache(t, "")
 	dir := t.TempDir()
 	r, h, err := RunProcessCampaign(t.Context(), ProcessConfig{Binary: bin, Dir: dir, Seed: 2,
-		Faults: []ProcFault{ProcStopWakeAlone}, Converge: 5 * time.Second, LogLevel: *processLogLevel, Logger: testLogger(t)})
+		Faults: []ProcFault{ProcStopWakeAlone}, Unseeded: true, Converge: 5 * time.Second, LogLevel: *processLogLevel, Logger: testLogger(t)})
 	if err != nil {
 		keepEvidence(t, dir, r, h)
 		t.Fatal(err)

@@ -17,9 +17,10 @@ import (
 	"time"
 )
 
-// groupCounters are the fill counters of the items group on one node that
-// ownerOf reads.
+// groupCounters are the counters of the items group on one node that
+// ownerOf and proveCached read.
 type groupCounters struct {
+	Misses        uint64 `json:"misses"`         // cached-mode reads not served from the store (while trusted)
 	FillsLocal    uint64 `json:"fills_local"`    // loader calls here
 	FillsFallback uint64 `json:"fills_fallback"` // owner unreachable: loaded here
 }

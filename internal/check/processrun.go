@@ -90,6 +90,16 @@ type ProcessConfig struct {
 	MaxStaleness time.Duration // the nodes' --max-staleness; 0 = 2s
 	LogLevel     string        // the nodes' --log-level; "" = info
 	Logger       *slog.Logger  // nil = discard
+	// Unseeded leaves the last node out of every other node's --join list
+	// (it joins them; they never dial it), and makes it ProcStopWakeAlone's
+	// target. A node's rejoin loop dials the seeds it does not count as
+	// live every RejoinInterval, and each attempt's TCP push/pull carries
+	// its state (the newest invalidations, the witnesses' among them): the
+	// kernel queues them for the stopped node, and on SIGCONT it merges
+	// them while it serves the witness reads, so what it serves depends on
+	// which goroutine ran first (wakealone.go). Off, ProcStopWakeAlone
+	// stops a random node.
+	Unseeded bool
 }
 
 func (c ProcessConfig) withDefaults() ProcessConfig {
@@ -360,6 +370,9 @@ func (r *procRun) fault(ctx context.Context, f ProcFault, rng *rand.Rand) error 
 		ev.End = r.rec.Now()
 	case ProcStopShort, ProcStopLong, ProcStopWakeAlone:
 		p := ps[rng.IntN(len(ps))]
+		if f == ProcStopWakeAlone && r.cfg.Unseeded {
+			p = ps[len(ps)-1] // the node nobody dials (ProcessConfig.Unseeded)
+		}
 		v := p.view()
 		ev.Node, ev.Nodes = v.label, []string{v.label}
 		log.Info("fault", "fault", f, "node", ev.Node)
@@ -506,8 +519,9 @@ const maxPatience = 30 * time.Second
 // deadQuiet is how long a stopped node must have been out of every other
 // node's live members before ProcStopWakeAlone wakes it: by then nobody
 // sends it anything, not even gossip to the dead (GossipToTheDeadTime is
-// 15s in the local profile the nodes run), so it wakes knowing nothing of
-// the writes of the last seconds.
+// 15s in the local profile the nodes run), nor, when it is the node
+// nobody seeds (ProcessConfig.Unseeded), a rejoin's state, so it wakes
+// knowing nothing of the writes of the last seconds.
 const deadQuiet = 15*time.Second + 3*time.Second
 
 // countedOut returns a condition for patientReads: every other running node
