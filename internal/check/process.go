@@ -51,6 +51,8 @@ type proc struct {
 	cmd        *exec.Cmd
 	exited     chan struct{} // closed when this incarnation's Wait returned
 	log        *os.File
+	writing    int           // the campaign's PUTs in flight through this slot
+	held       chan struct{} // while writes are held back (holdWrites): closed once writing is 0
 }
 
 // view is what a client sees of a slot at one instant.
@@ -256,6 +258,53 @@ func (c *procCluster) launch(p *proc, first bool) error {
 	p.cmd, p.exited, p.log, p.state = cmd, exited, f, procUp
 	c.log.Info("started", "node", v.label, "pid", cmd.Process.Pid, "http", v.base)
 	return nil
+}
+
+// beginWrite counts a PUT about to be sent to p, and reports false (count
+// nothing, send nothing) while p holds writes back.
+func (p *proc) beginWrite() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.held != nil {
+		return false
+	}
+	p.writing++
+	return true
+}
+
+// endWrite counts a PUT to p as returned.
+func (p *proc) endWrite() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.writing--
+	if p.writing == 0 && p.held != nil {
+		select {
+		case <-p.held:
+		default:
+			close(p.held)
+		}
+	}
+}
+
+// holdWrites makes beginWrite refuse p until releaseWrites, and returns a
+// channel closed once no PUT to p is in flight. The nodes share one SQLite
+// file: a process stopped inside a source write holds its lock, and every
+// node's writes wait for it until it resumes.
+func (p *proc) holdWrites() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.held = make(chan struct{})
+	if p.writing == 0 {
+		close(p.held)
+	}
+	return p.held
+}
+
+// releaseWrites lets writes through p again.
+func (p *proc) releaseWrites() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.held = nil
 }
 
 // signal sends sig to p's current process, by pid.

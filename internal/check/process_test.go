@@ -151,11 +151,16 @@ func TestProcessCampaign(t *testing.T) {
 // (With the random workload alone it was caught by scheduling luck: every hot
 // key's invalidation from the first second of the stop waits in the node's
 // UDP buffer, and on SIGCONT their application raced the queued reads; it
-// failed 2 runs of 2 on a loaded machine.) TestProcessWakeAlone is the same
-// scenario on the real build. Both must pass every run of
+// failed 2 runs of 2 on a loaded machine. With witness keys on a random
+// node it still failed one run in three: the peers' rejoin attempts queue
+// their push/pull state, the witnesses' new versions in it, in the stopped
+// node's socket, and on SIGCONT that merge raced the witness reads; hence
+// ProcessConfig.Unseeded.) TestProcessWakeAlone is the same scenario on the
+// real build. Both must pass every run of
 //
-//	timeout 900 sh -c 'yes >/dev/null & yes >/dev/null & wait' &
-//	go test -count=10 -run 'TestProcessBrokenFreshness|TestProcessWakeAlone' ./internal/check/
+//	timeout 1000 sh -c 'yes >/dev/null & yes >/dev/null & wait' &
+//	timeout 1500 go test -count=12 -v -run 'TestProcessBrokenFreshness$' ./internal/check/
+//	timeout 600 go test -count=5 -v -run 'TestProcessWakeAlone$' ./internal/check/
 func TestProcessBrokenFreshness(t *testing.T) {
 	if brokenTag != "" || testing.Short() {
 		t.Skip("real builds only, not in short mode (builds and runs the binary)")

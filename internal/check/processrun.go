@@ -297,7 +297,13 @@ func (r *procRun) writeLoop(ctx context.Context, id int, s1, s2 uint64) {
 // write sends one PUT to p and records it under the incarnation it went
 // to; ack reports whether AckAll held (every member acknowledged). The
 // request is not cut short when ctx ends: its outcome is recorded.
+// While p holds writes back (proc.holdWrites) it sends and records nothing
+// and returns errWritesHeld.
 func (r *procRun) write(ctx context.Context, p *proc, key, value string) (a putAnswer, ack bool, err error) {
+	if !p.beginWrite() {
+		return putAnswer{}, false, errWritesHeld
+	}
+	defer p.endWrite()
 	v := p.view()
 	start := r.rec.Now()
 	a, err = r.c.put(context.WithoutCancel(ctx), v.base, key, value, 5*time.Second)
@@ -313,6 +319,9 @@ func (r *procRun) write(ctx context.Context, p *proc, key, value string) (a putA
 	r.rec.Write(v.label, key, a.Version, start, start, end, ack, err)
 	return a, ack, err
 }
+
+// errWritesHeld is write's error for a node that holds writes back.
+var errWritesHeld = errors.New("check: writes through this node are held back")
 
 // trustLoop records each incarnation's trust flag (its /readyz) when it changes.
 func (r *procRun) trustLoop(ctx context.Context) {
@@ -378,6 +387,12 @@ func (r *procRun) fault(ctx context.Context, f ProcFault, rng *rand.Rand) error 
 		log.Info("fault", "fault", f, "node", ev.Node)
 		var w string
 		if f == ProcStopWakeAlone {
+			// Not stopped inside a source write: the witnesses' write
+			// would wait for the node's SQLite lock until it woke.
+			defer p.releaseWrites()
+			if err := r.quiesceWrites(ctx, p); err != nil {
+				return err
+			}
 			var err error
 			if w, err = r.cacheWitness(ctx, p); err != nil {
 				return err

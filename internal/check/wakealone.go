@@ -155,6 +155,22 @@ func (r *procRun) awaitWitness(ctx context.Context, p *proc, answered chan struc
 	}
 }
 
+// quiesceWrites holds writes through p back and waits until none of the
+// campaign's PUTs to p is in flight (a PUT gives up after 5s).
+func (r *procRun) quiesceWrites(ctx context.Context, p *proc) error {
+	idle := p.holdWrites()
+	t := time.NewTimer(10 * time.Second)
+	defer t.Stop()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return fmt.Errorf("check: PUTs to %s still in flight 10s after writes through it were held back", p.name)
+	}
+}
+
 // logSnapshot logs p's status and counters (see nodeSnapshot) at Info.
 func (r *procRun) logSnapshot(ctx context.Context, p *proc, when string) {
 	s, err := r.c.snapshot(ctx, p.view().base)
