@@ -328,6 +328,64 @@ func (p *proc) signal(sig syscall.Signal) error {
 	return nil
 }
 
+// stop sends SIGSTOP to p and waits until every thread of its process is
+// stopped. kill returns once the signal is sent; on a busy CPU a thread runs
+// on for a moment (seen: a peer frozen for ProcStopWakeAlone answered the
+// woken node's push/pull, the witnesses' new versions in it, 1 ms after
+// the woken node's SIGCONT). The kernel offers no event for it that does
+// not compete with Wait, so the task states are polled, every millisecond,
+// for at most limit.
+func (p *proc) stop(ctx context.Context, limit time.Duration) error {
+	if err := p.signal(syscall.SIGSTOP); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	pid := p.cmd.Process.Pid
+	p.mu.Unlock()
+	t := time.NewTicker(time.Millisecond)
+	defer t.Stop()
+	deadline := time.NewTimer(limit)
+	defer deadline.Stop()
+	for {
+		stopped, err := allStopped(pid)
+		if err != nil || stopped {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline.C:
+			return fmt.Errorf("check: %s not stopped %v after SIGSTOP", p.name, limit)
+		case <-t.C:
+		}
+	}
+}
+
+// allStopped reports whether every thread of process pid is stopped
+// (state T or t in /proc/pid/task/*/stat).
+func allStopped(pid int) (bool, error) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return false, fmt.Errorf("check: %w", err)
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(filepath.Join(dir, t.Name(), "stat"))
+		if err != nil {
+			return false, nil // the thread exited meanwhile: look again
+		}
+		// pid (comm) state ...: comm may hold spaces and parentheses.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) {
+			return false, fmt.Errorf("check: unreadable %s/%s/stat", dir, t.Name())
+		}
+		if st := b[i+2]; st != 'T' && st != 't' {
+			return false, nil
+		}
+	}
+	return len(tasks) > 0, nil
+}
+
 // kill sends SIGKILL to p and waits for the process to be gone.
 func (p *proc) kill() error {
 	if err := p.signal(syscall.SIGKILL); err != nil {

@@ -402,7 +402,12 @@ func (r *procRun) fault(ctx context.Context, f ProcFault, rng *rand.Rand) error 
 			r.logSnapshot(ctx, p, "before the stop")
 		}
 		ev.Start = r.rec.Now()
-		if err := p.signal(syscall.SIGSTOP); err != nil {
+		if f == ProcStopWakeAlone {
+			if err := p.stop(ctx, 5*time.Second); err != nil {
+				_ = p.signal(syscall.SIGCONT)
+				return err
+			}
+		} else if err := p.signal(syscall.SIGSTOP); err != nil {
 			return err
 		}
 		var answered chan struct{}
@@ -417,10 +422,11 @@ func (r *procRun) fault(ctx context.Context, f ProcFault, rng *rand.Rand) error 
 		}
 		var others []*proc
 		var frozen Event
+		var err error
 		if f == ProcStopWakeAlone {
-			others, frozen = r.freezeOthers(p)
+			others, frozen, err = r.freezeOthers(ctx, p)
 		}
-		err := p.signal(syscall.SIGCONT)
+		err = errors.Join(err, p.signal(syscall.SIGCONT))
 		if err == nil && answered != nil {
 			r.awaitWitness(ctx, p, answered)
 			r.logSnapshot(ctx, p, "witness reads answered")
@@ -457,25 +463,27 @@ func (r *procRun) fault(ctx context.Context, f ProcFault, rng *rand.Rand) error 
 	return nil
 }
 
-// freezeOthers SIGSTOPs every running node but p and records them as cut
-// off from then (the fault event it returns for thaw, without a Node: the
-// fault targets p). It returns the nodes it stopped; a node it could not
-// stop is logged and left running.
-func (r *procRun) freezeOthers(p *proc) ([]*proc, Event) {
+// freezeOthers SIGSTOPs every running node but p, waits until each is
+// really stopped (proc.stop: none may answer p once it wakes), and records
+// them as cut off from then (the fault event it returns for thaw, without a
+// Node: the fault targets p). It returns the nodes it signalled, and an
+// error if one of them did not stop.
+func (r *procRun) freezeOthers(ctx context.Context, p *proc) ([]*proc, Event, error) {
 	ev := Event{Kind: KindFault, Fault: string(ProcStopWakeAlone), Start: r.rec.Now()}
 	var out []*proc
+	var errs error
 	for _, q := range r.c.procs {
 		if q == p || q.view().state != procUp {
 			continue
 		}
-		if err := q.signal(syscall.SIGSTOP); err != nil {
-			r.cfg.Logger.Warn("freeze", "node", q.name, "err", err)
-			continue
+		err := q.stop(ctx, 5*time.Second)
+		if q.view().state == procStopped {
+			out = append(out, q)
+			ev.Nodes = append(ev.Nodes, q.view().label)
 		}
-		out = append(out, q)
-		ev.Nodes = append(ev.Nodes, q.view().label)
+		errs = errors.Join(errs, err)
 	}
-	return out, ev
+	return out, ev, errs
 }
 
 // thaw SIGCONTs the nodes freezeOthers stopped and records their cut-off
