@@ -51,6 +51,8 @@ type proc struct {
 	cmd        *exec.Cmd
 	exited     chan struct{} // closed when this incarnation's Wait returned
 	log        *os.File
+	writing    int           // the campaign's PUTs in flight through this slot
+	held       chan struct{} // while writes are held back (holdWrites): closed once writing is 0
 }
 
 // view is what a client sees of a slot at one instant.
@@ -168,11 +170,12 @@ func freeUDPTCPPort() (int, error) {
 	return 0, errors.New("check: no port free for both TCP and UDP")
 }
 
-// args are p's command line, joining every other node on its current port.
+// args are p's command line, joining every other node on its current port
+// (but the last one, when cfg.Unseeded).
 func (c *procCluster) args(p *proc) []string {
 	var join []string
-	for _, q := range c.procs {
-		if q == p {
+	for i, q := range c.procs {
+		if q == p || (c.cfg.Unseeded && i == len(c.procs)-1) {
 			continue
 		}
 		q.mu.Lock()
@@ -257,6 +260,53 @@ func (c *procCluster) launch(p *proc, first bool) error {
 	return nil
 }
 
+// beginWrite counts a PUT about to be sent to p, and reports false (count
+// nothing, send nothing) while p holds writes back.
+func (p *proc) beginWrite() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.held != nil {
+		return false
+	}
+	p.writing++
+	return true
+}
+
+// endWrite counts a PUT to p as returned.
+func (p *proc) endWrite() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.writing--
+	if p.writing == 0 && p.held != nil {
+		select {
+		case <-p.held:
+		default:
+			close(p.held)
+		}
+	}
+}
+
+// holdWrites makes beginWrite refuse p until releaseWrites, and returns a
+// channel closed once no PUT to p is in flight. The nodes share one SQLite
+// file: a process stopped inside a source write holds its lock, and every
+// node's writes wait for it until it resumes.
+func (p *proc) holdWrites() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.held = make(chan struct{})
+	if p.writing == 0 {
+		close(p.held)
+	}
+	return p.held
+}
+
+// releaseWrites lets writes through p again.
+func (p *proc) releaseWrites() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.held = nil
+}
+
 // signal sends sig to p's current process, by pid.
 func (p *proc) signal(sig syscall.Signal) error {
 	p.mu.Lock()
@@ -276,6 +326,64 @@ func (p *proc) signal(sig syscall.Signal) error {
 		}
 	}
 	return nil
+}
+
+// stop sends SIGSTOP to p and waits until every thread of its process is
+// stopped. kill returns once the signal is sent; on a busy CPU a thread runs
+// on for a moment (seen: a peer frozen for ProcStopWakeAlone answered the
+// woken node's push/pull, the witnesses' new versions in it, 1 ms after
+// the woken node's SIGCONT). The kernel offers no event for it that does
+// not compete with Wait, so the task states are polled, every millisecond,
+// for at most limit.
+func (p *proc) stop(ctx context.Context, limit time.Duration) error {
+	if err := p.signal(syscall.SIGSTOP); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	pid := p.cmd.Process.Pid
+	p.mu.Unlock()
+	t := time.NewTicker(time.Millisecond)
+	defer t.Stop()
+	deadline := time.NewTimer(limit)
+	defer deadline.Stop()
+	for {
+		stopped, err := allStopped(pid)
+		if err != nil || stopped {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline.C:
+			return fmt.Errorf("check: %s not stopped %v after SIGSTOP", p.name, limit)
+		case <-t.C:
+		}
+	}
+}
+
+// allStopped reports whether every thread of process pid is stopped
+// (state T or t in /proc/pid/task/*/stat).
+func allStopped(pid int) (bool, error) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return false, fmt.Errorf("check: %w", err)
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(filepath.Join(dir, t.Name(), "stat"))
+		if err != nil {
+			return false, nil // the thread exited meanwhile: look again
+		}
+		// pid (comm) state ...: comm may hold spaces and parentheses.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) {
+			return false, fmt.Errorf("check: unreadable %s/%s/stat", dir, t.Name())
+		}
+		if st := b[i+2]; st != 'T' && st != 't' {
+			return false, nil
+		}
+	}
+	return len(tasks) > 0, nil
 }
 
 // kill sends SIGKILL to p and waits for the process to be gone.

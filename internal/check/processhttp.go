@@ -9,13 +9,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
-// groupCounters are the fill counters of the items group on one node that
-// ownerOf reads.
+// groupCounters are the counters of the items group on one node that
+// ownerOf and proveCached read.
 type groupCounters struct {
+	Misses        uint64 `json:"misses"`         // cached-mode reads not served from the store (while trusted)
 	FillsLocal    uint64 `json:"fills_local"`    // loader calls here
 	FillsFallback uint64 `json:"fills_fallback"` // owner unreachable: loaded here
 }
@@ -153,4 +158,102 @@ func (c *procCluster) do(ctx context.Context, method, url string, body []byte, t
 		return fmt.Errorf("%d %s", resp.StatusCode, bytes.TrimSpace(b))
 	}
 	return json.Unmarshal(b, v)
+}
+
+// nodeSnapshot is what ProcStopWakeAlone logs of the stopped node, from its
+// /debug/cluster.json and /metrics: whether it trusts its cache, whom it
+// counts in, and the counters that say what became of its cached entries.
+type nodeSnapshot struct {
+	Trusted      bool    `json:"trusted"`
+	Ready        bool    `json:"ready"`
+	MembersAlive int     `json:"members_alive"`
+	LastHeard    float64 `json:"last_heard_seconds"`
+	Members      []struct {
+		Name  string `json:"name"`
+		State string `json:"state"`
+	} `json:"members"`
+	Cluster struct {
+		Received     uint64 `json:"received"`
+		GapsDetected uint64 `json:"gaps_detected"`
+		Repaired     uint64 `json:"repaired"`
+		Unrepairable uint64 `json:"unrepairable"`
+		PendingGaps  int    `json:"pending_gaps"`
+		MessagesRecv uint64 `json:"messages_received"`
+		Rejoins      uint64 `json:"rejoins"`
+		Degraded     uint64 `json:"degraded_transitions"`
+	} `json:"cluster"`
+	Groups []struct {
+		Hits          uint64 `json:"hits"`
+		Misses        uint64 `json:"misses"`
+		StaleRejected uint64 `json:"stale_rejected"`
+		Degraded      uint64 `json:"degraded"`
+		FillsLocal    uint64 `json:"fills_local"`
+		FillsOwner    uint64 `json:"fills_owner"`
+		FillsFallback uint64 `json:"fills_fallback"`
+		InvReceived   uint64 `json:"invalidations_received"`
+		InvApplied    uint64 `json:"invalidations_applied"`
+		Purges        uint64 `json:"purges"`
+	} `json:"groups"`
+	Metrics map[string]float64 `json:"-"` // the /metrics samples named in snapshotMetrics
+}
+
+// snapshotMetrics are the /metrics families a nodeSnapshot keeps.
+var snapshotMetrics = []string{"nearcache_gets_total", "nearcache_local_sets_total", "nearcache_local_keys_",
+	"nearcache_fills_total", "nearcache_owner_errors_total", "nearcache_purges_total", "nearcache_trusted"}
+
+// snapshot reads the node at base's status page and metrics.
+func (c *procCluster) snapshot(ctx context.Context, base string) (nodeSnapshot, error) {
+	var s nodeSnapshot
+	if err := c.getJSON(ctx, base+"/debug/cluster.json", &s); err != nil {
+		return s, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	if err != nil {
+		return s, err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return s, fmt.Errorf("GET %s/metrics: %w", base, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return s, err
+	}
+	s.Metrics = map[string]float64{}
+	for line := range strings.Lines(string(b)) {
+		name, val, ok := strings.Cut(strings.TrimSpace(line), " ")
+		if !ok || strings.HasPrefix(name, "#") {
+			continue
+		}
+		for _, m := range snapshotMetrics {
+			if strings.HasPrefix(name, m) {
+				if f, err := strconv.ParseFloat(val, 64); err == nil {
+					s.Metrics[name] = f
+				}
+			}
+		}
+	}
+	return s, nil
+}
+
+// logAttrs renders s for a log line.
+func (s nodeSnapshot) logAttrs() []any {
+	var members []string
+	for _, m := range s.Members {
+		members = append(members, m.Name+":"+m.State)
+	}
+	attrs := []any{"trusted", s.Trusted, "ready", s.Ready, "members", strings.Join(members, ","),
+		"last_heard_s", s.LastHeard, "cluster", fmt.Sprintf("%+v", s.Cluster)}
+	if len(s.Groups) == 1 {
+		attrs = append(attrs, "group", fmt.Sprintf("%+v", s.Groups[0]))
+	}
+	names := slices.Sorted(maps.Keys(s.Metrics))
+	var ms []string
+	for _, n := range names {
+		ms = append(ms, fmt.Sprintf("%s=%g", n, s.Metrics[n]))
+	}
+	return append(attrs, "metrics", strings.Join(ms, " "))
 }

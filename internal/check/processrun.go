@@ -32,13 +32,17 @@ const (
 	ProcStopLong ProcFault = "sigstop-30s"
 	// ProcStopWakeAlone is SIGSTOP of a random node for 30s, and on until
 	// the others have counted it out of their members for deadQuiet (so
-	// they send it nothing any more); then every other node is stopped,
-	// the node resumed, and the others resumed a second later. It wakes to
-	// a cluster that cannot answer (a partition, as far as it can tell),
-	// knowing only what waited in its sockets: without the trust lease it
-	// serves what it cached seconds before; with it, nothing cached. (After
-	// a plain ProcStopLong the node may catch up from its peers before it
-	// serves its first queued read, and a build without the lease goes
+	// they send it nothing any more). Witness keys (see wakealone.go),
+	// cached on the node before the stop, are then superseded through
+	// another node, and read through the stopped node once that write is
+	// older than MaxStaleness plus slack; then every other node is stopped,
+	// the node resumed, and the others resumed once it has answered the
+	// witness reads and a one-second burst of reads. It wakes to a cluster
+	// that cannot answer (a partition, as far as it can tell), knowing
+	// nothing of the witnesses' write: without the trust lease it serves
+	// what it cached before; with it, nothing cached. (After a plain
+	// ProcStopLong the node may catch up from its peers before it serves
+	// its first queued read, and a build without the lease goes
 	// unpunished: seen in a full `make test` run.)
 	ProcStopWakeAlone ProcFault = "sigstop-30s-wake-alone"
 	// ProcRestart is kill -9 of a random node and its restart at once,
@@ -86,6 +90,16 @@ type ProcessConfig struct {
 	MaxStaleness time.Duration // the nodes' --max-staleness; 0 = 2s
 	LogLevel     string        // the nodes' --log-level; "" = info
 	Logger       *slog.Logger  // nil = discard
+	// Unseeded leaves the last node out of every other node's --join list
+	// (it joins them; they never dial it), and makes it ProcStopWakeAlone's
+	// target. A node's rejoin loop dials the seeds it does not count as
+	// live every RejoinInterval, and each attempt's TCP push/pull carries
+	// its state (the newest invalidations, the witnesses' among them): the
+	// kernel queues them for the stopped node, and on SIGCONT it merges
+	// them while it serves the witness reads, so what it serves depends on
+	// which goroutine ran first (wakealone.go). Off, ProcStopWakeAlone
+	// stops a random node.
+	Unseeded bool
 }
 
 func (c ProcessConfig) withDefaults() ProcessConfig {
@@ -134,6 +148,7 @@ type procRun struct {
 	rec   *Recorder
 	keys  []string
 	owner int // the slot owning keys[0]
+	woke  int // ProcStopWakeAlone faults so far (each has its own witness key)
 	wg    sync.WaitGroup
 }
 
@@ -270,21 +285,7 @@ func (r *procRun) readLoop(ctx context.Context, fixed *proc, s1, s2 uint64) {
 func (r *procRun) writeLoop(ctx context.Context, id int, s1, s2 uint64) {
 	rng := rand.New(rand.NewPCG(s1, s2))
 	for n := 0; ctx.Err() == nil; n++ {
-		p := r.pickUp(rng)
-		key := r.pickKey(rng)
-		v := p.view()
-		start := r.rec.Now()
-		a, err := r.c.put(context.WithoutCancel(ctx), v.base, key, fmt.Sprintf("w%d-%d", id, n), 5*time.Second)
-		end := r.rec.Now()
-		if err == nil && p.incarnation() != v.inc {
-			err = errors.New("incarnation changed during the request")
-		}
-		if err != nil {
-			a = putAnswer{} // the version it may have committed is unknown
-		}
-		// AckAll holds only when every member acknowledged (no not_acknowledged).
-		ack := err == nil && len(a.NotAcknowledged) == 0 && a.InvalidationError == ""
-		r.rec.Write(v.label, key, a.Version, start, start, end, ack, err)
+		_, _, err := r.write(ctx, r.pickUp(rng), r.pickKey(rng), fmt.Sprintf("w%d-%d", id, n))
 		pause := r.cfg.WritePause/2 + time.Duration(rng.Int64N(int64(r.cfg.WritePause)))
 		if err != nil {
 			pause += 20 * time.Millisecond
@@ -292,6 +293,35 @@ func (r *procRun) writeLoop(ctx context.Context, id int, s1, s2 uint64) {
 		_ = sleepCtx(ctx, pause)
 	}
 }
+
+// write sends one PUT to p and records it under the incarnation it went
+// to; ack reports whether AckAll held (every member acknowledged). The
+// request is not cut short when ctx ends: its outcome is recorded.
+// While p holds writes back (proc.holdWrites) it sends and records nothing
+// and returns errWritesHeld.
+func (r *procRun) write(ctx context.Context, p *proc, key, value string) (a putAnswer, ack bool, err error) {
+	if !p.beginWrite() {
+		return putAnswer{}, false, errWritesHeld
+	}
+	defer p.endWrite()
+	v := p.view()
+	start := r.rec.Now()
+	a, err = r.c.put(context.WithoutCancel(ctx), v.base, key, value, 5*time.Second)
+	end := r.rec.Now()
+	if err == nil && p.incarnation() != v.inc {
+		err = errors.New("incarnation changed during the request")
+	}
+	if err != nil {
+		a = putAnswer{} // the version it may have committed is unknown
+	}
+	// AckAll holds only when every member acknowledged (no not_acknowledged).
+	ack = err == nil && len(a.NotAcknowledged) == 0 && a.InvalidationError == ""
+	r.rec.Write(v.label, key, a.Version, start, start, end, ack, err)
+	return a, ack, err
+}
+
+// errWritesHeld is write's error for a node that holds writes back.
+var errWritesHeld = errors.New("check: writes through this node are held back")
 
 // trustLoop records each incarnation's trust flag (its /readyz) when it changes.
 func (r *procRun) trustLoop(ctx context.Context) {
@@ -349,24 +379,58 @@ func (r *procRun) fault(ctx context.Context, f ProcFault, rng *rand.Rand) error 
 		ev.End = r.rec.Now()
 	case ProcStopShort, ProcStopLong, ProcStopWakeAlone:
 		p := ps[rng.IntN(len(ps))]
+		if f == ProcStopWakeAlone && r.cfg.Unseeded {
+			p = ps[len(ps)-1] // the node nobody dials (ProcessConfig.Unseeded)
+		}
 		v := p.view()
 		ev.Node, ev.Nodes = v.label, []string{v.label}
 		log.Info("fault", "fault", f, "node", ev.Node)
+		var w string
+		if f == ProcStopWakeAlone {
+			// Not stopped inside a source write: the witnesses' write
+			// would wait for the node's SQLite lock until it woke.
+			defer p.releaseWrites()
+			if err := r.quiesceWrites(ctx, p); err != nil {
+				return err
+			}
+			var err error
+			if w, err = r.cacheWitness(ctx, p); err != nil {
+				return err
+			}
+		}
+		if f == ProcStopWakeAlone {
+			r.logSnapshot(ctx, p, "before the stop")
+		}
 		ev.Start = r.rec.Now()
-		if err := p.signal(syscall.SIGSTOP); err != nil {
+		if f == ProcStopWakeAlone {
+			if err := p.stop(ctx, 5*time.Second); err != nil {
+				_ = p.signal(syscall.SIGCONT)
+				return err
+			}
+		} else if err := p.signal(syscall.SIGSTOP); err != nil {
 			return err
 		}
-		var until func(context.Context) bool
+		var answered chan struct{}
 		if f == ProcStopWakeAlone {
-			until = r.countedOut(p)
+			var err error
+			if answered, err = r.wakeAloneWitness(ctx, p, w, rng); err != nil {
+				_ = p.signal(syscall.SIGCONT)
+				return err
+			}
+		} else {
+			r.patientReads(ctx, p, f.stopFor(), rng, nil)
 		}
-		r.patientReads(ctx, p, f.stopFor(), rng, until)
 		var others []*proc
 		var frozen Event
+		var err error
 		if f == ProcStopWakeAlone {
-			others, frozen = r.freezeOthers(p)
+			others, frozen, err = r.freezeOthers(ctx, p)
 		}
-		err := p.signal(syscall.SIGCONT)
+		err = errors.Join(err, p.signal(syscall.SIGCONT))
+		if err == nil && answered != nil {
+			r.awaitWitness(ctx, p, answered)
+			r.logSnapshot(ctx, p, "witness reads answered")
+		}
 		if err == nil {
 			r.burst(ctx, p, time.Second)
 		}
@@ -399,25 +463,27 @@ func (r *procRun) fault(ctx context.Context, f ProcFault, rng *rand.Rand) error 
 	return nil
 }
 
-// freezeOthers SIGSTOPs every running node but p and records them as cut
-// off from then (the fault event it returns for thaw, without a Node: the
-// fault targets p). It returns the nodes it stopped; a node it could not
-// stop is logged and left running.
-func (r *procRun) freezeOthers(p *proc) ([]*proc, Event) {
+// freezeOthers SIGSTOPs every running node but p, waits until each is
+// really stopped (proc.stop: none may answer p once it wakes), and records
+// them as cut off from then (the fault event it returns for thaw, without a
+// Node: the fault targets p). It returns the nodes it signalled, and an
+// error if one of them did not stop.
+func (r *procRun) freezeOthers(ctx context.Context, p *proc) ([]*proc, Event, error) {
 	ev := Event{Kind: KindFault, Fault: string(ProcStopWakeAlone), Start: r.rec.Now()}
 	var out []*proc
+	var errs error
 	for _, q := range r.c.procs {
 		if q == p || q.view().state != procUp {
 			continue
 		}
-		if err := q.signal(syscall.SIGSTOP); err != nil {
-			r.cfg.Logger.Warn("freeze", "node", q.name, "err", err)
-			continue
+		err := q.stop(ctx, 5*time.Second)
+		if q.view().state == procStopped {
+			out = append(out, q)
+			ev.Nodes = append(ev.Nodes, q.view().label)
 		}
-		out = append(out, q)
-		ev.Nodes = append(ev.Nodes, q.view().label)
+		errs = errors.Join(errs, err)
 	}
-	return out, ev
+	return out, ev, errs
 }
 
 // thaw SIGCONTs the nodes freezeOthers stopped and records their cut-off
@@ -439,7 +505,7 @@ func (r *procRun) thaw(qs []*proc, ev Event) error {
 // how long it was away. It returns after d and, when until is not nil, once
 // until reports true (it is asked every 100ms from the start), or after
 // d+maxPatience whatever until says; the reads finish on their own.
-func (r *procRun) patientReads(ctx context.Context, p *proc, d time.Duration, rng *rand.Rand, until func(context.Context) bool) {
+func (r *procRun) patientReads(ctx context.Context, p *proc, d time.Duration, rng *rand.Rand, until func(context.Context) bool) bool {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	timeUp := time.NewTimer(d)
@@ -450,10 +516,10 @@ func (r *procRun) patientReads(ctx context.Context, p *proc, d time.Duration, rn
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return false
 		case <-limit.C:
-			r.cfg.Logger.Warn("stop", "node", p.name, "err", "condition not met: resuming anyway")
-			return
+			r.cfg.Logger.Warn("stop", "node", p.name, "err", "condition not met")
+			return false
 		case <-timeUp.C:
 			waited = true
 		case <-t.C:
@@ -464,7 +530,7 @@ func (r *procRun) patientReads(ctx context.Context, p *proc, d time.Duration, rn
 			}
 		}
 		if waited && met {
-			return
+			return true
 		}
 	}
 }
@@ -476,8 +542,9 @@ const maxPatience = 30 * time.Second
 // deadQuiet is how long a stopped node must have been out of every other
 // node's live members before ProcStopWakeAlone wakes it: by then nobody
 // sends it anything, not even gossip to the dead (GossipToTheDeadTime is
-// 15s in the local profile the nodes run), so it wakes knowing nothing of
-// the writes of the last seconds.
+// 15s in the local profile the nodes run), nor, when it is the node
+// nobody seeds (ProcessConfig.Unseeded), a rejoin's state, so it wakes
+// knowing nothing of the writes of the last seconds.
 const deadQuiet = 15*time.Second + 3*time.Second
 
 // countedOut returns a condition for patientReads: every other running node
