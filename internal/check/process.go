@@ -497,15 +497,23 @@ func (c *procCluster) restart(ctx context.Context, p *proc) error {
 			return err
 		}
 		c.log.Warn("ports taken, moving", "node", p.name, "err", err)
-		g, gerr := freeUDPTCPPort()
-		h, herr := freeUDPTCPPort()
-		if gerr != nil || herr != nil {
-			return errors.Join(gerr, herr)
+		if err := c.movePorts(p); err != nil {
+			return err
 		}
-		p.mu.Lock()
-		p.gossipPort, p.httpPort = g, h
-		p.mu.Unlock()
 	}
+}
+
+// movePorts gives p new gossip and HTTP ports, for its next launch.
+func (c *procCluster) movePorts(p *proc) error {
+	g, gerr := freeUDPTCPPort()
+	h, herr := freeUDPTCPPort()
+	if err := errors.Join(gerr, herr); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.gossipPort, p.httpPort = g, h
+	p.mu.Unlock()
+	return nil
 }
 
 // startAll starts every node and waits until each is ready and sees all

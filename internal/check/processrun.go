@@ -48,6 +48,12 @@ const (
 	// ProcRestart is kill -9 of a random node and its restart at once,
 	// before the others notice it died.
 	ProcRestart ProcFault = "restart-same-name"
+	// ProcRestartMoved is kill -9 of a random node and its restart at once
+	// on new ports (a new address, as a rescheduled pod comes back): the
+	// others still list the old address for its name until they count it
+	// dead, and the new process must not trust its cache, nor be left out
+	// of AckAll writes, meanwhile (issue 11).
+	ProcRestartMoved ProcFault = "restart-new-address"
 	// ProcRolling is SIGTERM and restart of every node, one by one, each
 	// waited for until ready.
 	ProcRolling ProcFault = "rolling-restart"
@@ -55,7 +61,7 @@ const (
 
 // AllProcFaults returns every process fault, in a campaign's default order.
 func AllProcFaults() []ProcFault {
-	return []ProcFault{ProcKillOwner, ProcKillOther, ProcStopShort, ProcRestart, ProcStopLong, ProcStopWakeAlone, ProcRolling}
+	return []ProcFault{ProcKillOwner, ProcKillOther, ProcStopShort, ProcRestart, ProcRestartMoved, ProcStopLong, ProcStopWakeAlone, ProcRolling}
 }
 
 // stopFor is how long a SIGSTOP fault keeps its node stopped.
@@ -353,7 +359,7 @@ func (r *procRun) fault(ctx context.Context, f ProcFault, rng *rand.Rand) error 
 	log := r.cfg.Logger
 	ev := Event{Kind: KindFault, Fault: string(f)}
 	switch f {
-	case ProcKillOwner, ProcKillOther, ProcRestart:
+	case ProcKillOwner, ProcKillOther, ProcRestart, ProcRestartMoved:
 		i := rng.IntN(len(ps))
 		switch f {
 		case ProcKillOwner:
@@ -368,7 +374,13 @@ func (r *procRun) fault(ctx context.Context, f ProcFault, rng *rand.Rand) error 
 		if err := p.kill(); err != nil {
 			return err
 		}
-		if f != ProcRestart {
+		switch f {
+		case ProcRestart:
+		case ProcRestartMoved:
+			if err := r.c.movePorts(p); err != nil {
+				return err
+			}
+		default:
 			if err := sleepCtx(ctx, r.cfg.Down); err != nil {
 				return err
 			}
