@@ -234,6 +234,16 @@ func BenchmarkRemoteFill(b *testing.B) {
 				}
 				nodes, groups = append(nodes, n), append(groups, g)
 			}
+			// Both trusted too: an untrusted owner stores nothing, and its
+			// "warm" key would be loaded again on every fill (it failed so
+			// on a loaded machine, issue 14).
+			wctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			for _, n := range nodes {
+				if err := n.WaitReady(wctx); err != nil {
+					b.Fatal("cluster not ready:", err)
+				}
+			}
+			cancel()
 			for deadline := time.Now().Add(10 * time.Second); len(nodes[0].Members()) != 2 || len(nodes[1].Members()) != 2 || nodes[0].owners.Load().ring.Len() != 2 || nodes[1].owners.Load().ring.Len() != 2; time.Sleep(5 * time.Millisecond) {
 				if time.Now().After(deadline) {
 					b.Fatal("cluster did not form")

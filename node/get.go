@@ -81,11 +81,13 @@ func (g *Group[V]) lookup(key string, mode readMode) (*local.Entry[V], bool) {
 	if !ok || (g.checkStale && g.expired(e)) {
 		return nil, false
 	}
-	if e.ExpireAt != 0 && g.beta > 0 && rand.Uint32()&refreshSample == 0 {
-		g.maybeRefresh(key, e)
-	}
-	if s := g.sampler; !s.off && rand.Uint32()&s.mask == 0 {
-		s.offer(key, e.Version)
+	if r := rand.Uint32(); r&refreshSample == 0 || r>>4&g.sampler.mask == 0 { // one draw for both samples
+		if r&refreshSample == 0 && e.ExpireAt != 0 && g.beta > 0 {
+			g.maybeRefresh(key, e)
+		}
+		if s := g.sampler; !s.off && r>>4&s.mask == 0 {
+			s.offer(key, e.Version)
+		}
 	}
 	if e.Absent {
 		g.ctr.inc(cNegativeHits)
@@ -218,6 +220,12 @@ func (g *Group[V]) load(ctx context.Context, key string, mode loadMode) (V, read
 			return r.val, readInfo{version: r.version, from: r.from}, nil
 		}
 		g.ctr.inc(cStaleRejected)
+		if r.version >= r.fence.floor && attempt == 0 && tries > 1 {
+			// The load began before the invalidation that fenced it: the
+			// source had the new version all along. Try again at once
+			// instead of sleeping (the tail under writes, issue 14).
+			continue
+		}
 		if attempt+1 >= tries && (tries == 1 || g.cfg.Versioning != SourceVersions || time.Since(began)+pause > g.n.cfg.LoadTimeout) {
 			break // ClockVersions: a fresh stamp was due at once; no pause helps
 		}

@@ -88,7 +88,7 @@ type minuteBucket struct {
 func newSampler(every, budget int, epoch time.Time) *sampler {
 	s := &sampler{budget: budget, epoch: epoch}
 	if every < 0 || budget < 0 {
-		s.off = true
+		s.off, s.mask = true, math.MaxUint32 // the hit path's shared draw rarely asks (see Group.lookup)
 		return s
 	}
 	if every == 0 {
