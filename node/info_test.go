@@ -57,3 +57,41 @@ func TestGetInfoSaysWhereTheValueCameFrom(t *testing.T) {
 		}
 	})
 }
+
+// TestNonOwnerCachesNotFound: a non-owner caches the owner's "not found"
+// under NegativeTTL as the owner does: a second read asks nobody.
+func TestNonOwnerCachesNotFound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := newSource()
+		nw := gossiptest.New(79)
+		ms := fillCluster(t, nw, gossiptest.NewFillNetwork(nw), 3, src)
+		neg := make([]*Group[string], len(ms))
+		for i, m := range ms {
+			g, err := NewGroup(m.n, "neg", GroupConfig[string]{Loader: m.loader, NegativeTTL: time.Minute, SampleEvery: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			neg[i] = g
+		}
+		owner := neg[0].Owner("missing")
+		r := 0
+		for i, m := range ms {
+			if m.n.Name() != owner {
+				r = i
+				break
+			}
+		}
+		if _, err := neg[r].Get(t.Context(), "missing"); !IsNotFound(err) {
+			t.Fatalf("first read: %v, want not found", err)
+		}
+		neg[r].cache.Wait()
+		before := neg[r].Stats().FillsOwner
+		info, err := neg[r].GetInfo(t.Context(), "missing")
+		if !IsNotFound(err) || info.Source != 0 {
+			t.Fatalf("second read: %+v, %v; want a cached not found", info, err)
+		}
+		if st := neg[r].Stats(); st.FillsOwner != before || st.NegativeHits == 0 {
+			t.Errorf("second read asked the owner (%d -> %d fills) or was no negative hit (%d)", before, st.FillsOwner, st.NegativeHits)
+		}
+	})
+}
