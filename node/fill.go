@@ -80,7 +80,7 @@ func (g *Group[V]) fillFromLoader(ctx context.Context, key string, f fence) fill
 	if g.cfg.Versioning == ClockVersions {
 		stamp = max(g.n.clock.now()-uint64(g.n.cfg.MaxClockSkew), f.floor)
 	}
-	v, version, took, err := g.callLoader(ctx, key, true)
+	v, version, ttl, took, err := g.callLoaderTTL(ctx, key)
 	if err != nil {
 		if IsNotFound(err) {
 			return g.notFound(key, max(stamp, f.floor), f, took, err)
@@ -103,9 +103,42 @@ func (g *Group[V]) fillFromLoader(ctx context.Context, key string, f fence) fill
 		// arrive as it ends back off instead of loading again (poison.go).
 		g.stale.note(key, f.floor, version, time.Now())
 	}
-	r := g.keep(key, f, v, version, took)
+	r := g.keepTTL(key, f, v, version, took, ttl)
 	r.from = FromLoad
 	return r
+}
+
+// TTLLoader is an optional interface of a [Loader]: a value with its own
+// time to live. ttl 0 means the group's TTL; a positive ttl replaces it for
+// this value (jittered, and refreshed early, as the group's is). On a node
+// that got the value from the key's owner the group's TTL applies: the fill
+// channel does not carry TTLs. Invalidations, not TTLs, keep values fresh;
+// a TTL bounds what a write that never invalidated leaves behind.
+type TTLLoader[V any] interface {
+	LoadTTL(ctx context.Context, key string) (V, uint64, time.Duration, error)
+}
+
+func isTTLLoader[V any](l Loader[V]) bool {
+	_, ok := l.(TTLLoader[V])
+	return ok
+}
+
+// callLoaderTTL is callLoader through the loader's TTLLoader when it is one.
+func (g *Group[V]) callLoaderTTL(ctx context.Context, key string) (v V, version uint64, ttl, took time.Duration, err error) {
+	tl, ok := g.cfg.Loader.(TTLLoader[V])
+	if !ok {
+		v, version, took, err = g.callLoader(ctx, key, true)
+		return v, version, 0, took, err
+	}
+	v, version, took, err = g.callLoaderWith(ctx, key, true, func(ctx context.Context) (V, uint64, error) {
+		var lerr error
+		v, version, ttl, lerr = tl.LoadTTL(ctx, key)
+		return v, version, lerr
+	})
+	if ttl < 0 {
+		ttl = 0
+	}
+	return v, version, ttl, took, err
 }
 
 // callLoader runs the loader once, holding one of the node's load slots for
@@ -116,6 +149,11 @@ func (g *Group[V]) fillFromLoader(ctx context.Context, key string, f fence) fill
 // does for a handler. fill is false for the consistency sampler's checks,
 // which its own stats count (they are no fills).
 func (g *Group[V]) callLoader(ctx context.Context, key string, fill bool) (v V, version uint64, took time.Duration, err error) {
+	return g.callLoaderWith(ctx, key, fill, func(ctx context.Context) (V, uint64, error) { return g.cfg.Loader.Load(ctx, key) })
+}
+
+// callLoaderWith is callLoader around load.
+func (g *Group[V]) callLoaderWith(ctx context.Context, key string, fill bool, load func(context.Context) (V, uint64, error)) (v V, version uint64, took time.Duration, err error) {
 	if err := g.n.acquireLoad(ctx); err != nil {
 		return v, 0, 0, err
 	}
@@ -137,16 +175,24 @@ func (g *Group[V]) callLoader(ctx context.Context, key string, fill bool) (v V, 
 		}
 		g.n.cfg.Observer.ObserveLoad(g.name, took, err)
 	}()
-	v, version, err = g.cfg.Loader.Load(ctx, key)
+	v, version, err = load(ctx)
 	return v, version, 0, err
 }
 
 // keep stores a fetched value when its fence allows it and returns the result.
 func (g *Group[V]) keep(key string, f fence, v V, version uint64, took time.Duration) fillResult[V] {
+	return g.keepTTL(key, f, v, version, took, 0)
+}
+
+// keepTTL is keep with the value's own TTL (0 = the group's).
+func (g *Group[V]) keepTTL(key string, f fence, v V, version uint64, took, ttl time.Duration) fillResult[V] {
 	r := fillResult[V]{val: v, version: version, fence: f}
+	if ttl == 0 {
+		ttl = g.cfg.TTL
+	}
 	if g.storable(f, took) {
 		e := local.Entry[V]{Value: v, Version: version, LoadTime: took}
-		r.stored = g.store(key, e, g.cost(key, v), g.cfg.TTL, f.tags)
+		r.stored = g.store(key, e, g.cost(key, v), ttl, f.tags)
 	}
 	return r
 }

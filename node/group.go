@@ -162,7 +162,7 @@ func NewGroup[V any](n *Node, name string, cfg GroupConfig[V]) (*Group[V], error
 	g := &Group[V]{n: n, name: name, cfg: cfg, cache: cache,
 		absent: &LoadError{Group: name, Err: notFoundError{}}, checkStale: cfg.StaleOnError}
 	switch {
-	case cfg.TTL == 0 || cfg.EarlyRefresh < 0:
+	case (cfg.TTL == 0 && !isTTLLoader(cfg.Loader)) || cfg.EarlyRefresh < 0:
 	case cfg.EarlyRefresh == 0:
 		g.beta = 1
 	default:

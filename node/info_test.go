@@ -1,6 +1,8 @@
 package node
 
 import (
+	"context"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -92,6 +94,49 @@ func TestNonOwnerCachesNotFound(t *testing.T) {
 		}
 		if st := neg[r].Stats(); st.FillsOwner != before || st.NegativeHits == 0 {
 			t.Errorf("second read asked the owner (%d -> %d fills) or was no negative hit (%d)", before, st.FillsOwner, st.NegativeHits)
+		}
+	})
+}
+
+// ttlSource is a source whose loader gives "short:" keys a 1 s TTL.
+type ttlSource struct{ *source }
+
+func (s ttlSource) LoadTTL(ctx context.Context, key string) (string, uint64, time.Duration, error) {
+	v, ver, err := s.Load(ctx, key)
+	if strings.HasPrefix(key, "short:") {
+		return v, ver, time.Second, err
+	}
+	return v, ver, 0, err
+}
+
+// TestPerKeyTTL: a TTLLoader's TTL replaces the group's for its value; 0
+// keeps the group's.
+func TestPerKeyTTL(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := ttlSource{newSource()}
+		src.put("short:a", "v1")
+		src.put("long:a", "v1")
+		n, err := Start(context.Background(), Config{Name: "solo", Standalone: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer n.Close(context.Background())
+		g, err := NewGroup(n, "rows", GroupConfig[string]{Loader: src, TTL: time.Hour, SampleEvery: -1, EarlyRefresh: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustGet(t, g, "short:a")
+		mustGet(t, g, "long:a")
+		g.cache.Wait()
+		time.Sleep(2 * time.Second)
+		before := src.loads()
+		mustGet(t, g, "long:a")
+		if src.loads() != before {
+			t.Error("a value with the group's 1 h TTL was reloaded after 2 s")
+		}
+		mustGet(t, g, "short:a")
+		if src.loads() != before+1 {
+			t.Error("a value with its own 1 s TTL was not reloaded after 2 s")
 		}
 	})
 }
