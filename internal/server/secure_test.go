@@ -157,10 +157,12 @@ func writeFile(t *testing.T, name, content string) string {
 
 // TestRunRefusesUnprotected: a node listening beyond loopback without a key,
 // or with HTTP beyond loopback without API tokens, does not start, and says
-// which listener and which flag. Nothing binds: the check comes first.
+// which listener and which flag. Nothing binds: the check comes first, and
+// the source cannot open (were the check gone, Run would fail on it instead
+// of listening beyond loopback).
 func TestRunRefusesUnprotected(t *testing.T) {
 	key := make([]byte, 32)
-	src := "sqlite://" + filepath.Join(t.TempDir(), "db")
+	src := "sqlite://" + filepath.Join(t.TempDir(), "missing", "dir", "db")
 	tests := []struct {
 		name string
 		cfg  RunConfig
@@ -491,6 +493,7 @@ func TestHTTPSlowClients(t *testing.T) {
 func TestHTTPConnectionFlood(t *testing.T) {
 	const max, flood, slow = 32, 300, 8
 	r := startRun(t, func(c *RunConfig) { c.MaxConns = max })
+	r.client.CloseIdleConnections()
 	stop := make(chan struct{})
 	defer close(stop)
 	before := runtime.NumGoroutine()
@@ -505,7 +508,9 @@ func TestHTTPConnectionFlood(t *testing.T) {
 		r.rawConn(t)
 	}
 	during := runtime.NumGoroutine()
-	r.client.Timeout = 2 * time.Second // well under the flood's 5 s header timeout
+	// A new connection (no keep-alive from startRun's polls), answered well
+	// before the flood's 5 s header timeout would free a slot.
+	r.client = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	start := time.Now()
 	if code, body, _ := r.do(t, "GET", "/readyz", "", ""); code != 200 {
 		t.Fatalf("/readyz under the flood = %d %s after %v", code, body, time.Since(start))
