@@ -113,6 +113,9 @@ func nodeCommandEnv(_, stderr io.Writer, getenv func(string) (string, bool)) (*f
 			"one SQL table as group %q, and serves the HTTP API, /metrics, /healthz,\n"+
 			"/readyz and the /debug/cluster status page. SIGTERM drains HTTP, leaves the\n"+
 			"cluster and exits 0.\n\n"+
+			"Secure by default: every listener binds 127.0.0.1 unless told otherwise, and a\n"+
+			"node listening beyond loopback refuses to start without --secret-key-file (and,\n"+
+			"for HTTP, --api-token-file) unless --insecure. See docs/deploy.md.\n\n"+
 			"Every flag can also be set by an environment variable, NEARCACHE_ and the\n"+
 			"flag's name in capitals with _ for - (--http-addr: NEARCACHE_HTTP_ADDR);\n"+
 			"a flag on the command line wins over the environment.\n\nflags:\n", server.GroupName)

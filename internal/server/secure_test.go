@@ -429,6 +429,11 @@ func trickle(c net.Conn, s string, interval time.Duration, stop <-chan struct{})
 // byte every 50ms is cut off by the read timeout (1s here, 15s by default)
 // and the node keeps answering /readyz meanwhile. Without ReadTimeout the
 // body would take 100 s and the test's 8 s deadline fails it.
+//
+// Scheduling-dependent (real timeouts); passes under load:
+//
+//	timeout 300 sh -c 'yes >/dev/null & yes >/dev/null & wait' &
+//	go test -race -count=50 -run 'TestHTTPSlowClients|TestHTTPConnectionFlood' ./internal/server/
 func TestHTTPSlowClients(t *testing.T) {
 	r := startRun(t, func(c *RunConfig) { c.ReadTimeout = time.Second })
 	stop := make(chan struct{})
@@ -490,13 +495,18 @@ func TestHTTPSlowClients(t *testing.T) {
 // (on a new connection) still answers at once. With Accept blocked at the
 // cap (netutil.LimitListener) /readyz would wait for the 5 s header timeout
 // of the flood; with no cap the node would hold all 308.
+//
+// Scheduling-dependent (real timeouts); passes under load:
+//
+//	timeout 300 sh -c 'yes >/dev/null & yes >/dev/null & wait' &
+//	go test -race -count=50 -run 'TestHTTPSlowClients|TestHTTPConnectionFlood' ./internal/server/
 func TestHTTPConnectionFlood(t *testing.T) {
 	const max, flood, slow = 32, 300, 8
 	r := startRun(t, func(c *RunConfig) { c.MaxConns = max })
 	r.client.CloseIdleConnections()
 	stop := make(chan struct{})
 	defer close(stop)
-	before := runtime.NumGoroutine()
+	before, rssBefore := runtime.NumGoroutine(), rssMiB()
 	for range slow { // busy: these must not be evicted, nor block the rest
 		c := r.rawConn(t)
 		if _, err := io.WriteString(c, "PUT /v1/groups/items/keys/k HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n"); err != nil {
@@ -521,8 +531,8 @@ func TestHTTPConnectionFlood(t *testing.T) {
 	if open > max || evicted < flood+slow-max {
 		t.Errorf("open %v (cap %d), evicted %v, want at most the cap open and at least %d evicted", open, max, evicted, flood+slow-max)
 	}
-	t.Logf("/readyz answered in %v; open %v, evicted %v; goroutines %d before, %d during, %d after",
-		took.Round(time.Millisecond), open, evicted, before, during, runtime.NumGoroutine())
+	t.Logf("/readyz answered in %v; open %v, evicted %v; goroutines %d before, %d during, %d after; RSS %.1f MiB before, %.1f MiB after",
+		took.Round(time.Millisecond), open, evicted, before, during, runtime.NumGoroutine(), rssBefore, rssMiB())
 }
 
 // lockedLog collects a logger's text output.
@@ -544,3 +554,40 @@ func (l *lockedLog) String() string {
 }
 
 func (l *lockedLog) logger() *slog.Logger { return slog.New(slog.NewTextHandler(l, nil)) }
+
+// TestHTTPLimits: headers over MaxHeaderBytes (plus net/http's 4 KiB slack) get 431, bodies over 1 MiB
+// 413, on any endpoint.
+func TestHTTPLimits(t *testing.T) {
+	r := startRun(t, func(c *RunConfig) { c.MaxHeaderBytes = 4 << 10 })
+	req, err := http.NewRequest("GET", r.base+"/readyz", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Big", strings.Repeat("x", 16<<10)) // net/http allows 4 KiB of slack
+	resp, err := r.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("16 KiB header against a 4 KiB limit = %d, want 431", resp.StatusCode)
+	}
+	big := `{"value":"` + strings.Repeat("x", 1<<20) + `"}`
+	if code, body, _ := r.do(t, "PUT", "/v1/groups/items/keys/k", big, ""); code != http.StatusRequestEntityTooLarge {
+		t.Errorf("PUT of 1 MiB + 12 bytes = %d %s, want 413", code, body)
+	}
+}
+
+// rssMiB returns this process's resident set size (Linux; -1 elsewhere).
+func rssMiB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	m := regexp.MustCompile(`VmRSS:\s+(\d+) kB`).FindSubmatch(b)
+	if m == nil {
+		return -1
+	}
+	kb, _ := strconv.ParseFloat(string(m[1]), 64)
+	return kb / 1024
+}
