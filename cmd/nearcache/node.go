@@ -10,8 +10,10 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nearcache/nearcache/gossip"
@@ -133,7 +135,7 @@ func nodeCommandEnv(_, stderr io.Writer, getenv func(string) (string, bool)) (*f
 	httpAddr := fs.String("http-addr", "127.0.0.1:8080", "HTTP API address; beyond loopback (0.0.0.0:8080 in a container) it needs --api-token-file")
 	join := fs.String("join", "", "comma-separated seeds host[:port]; a DNS name stands for every address it resolves to, re-resolved on each rejoin (default port: --gossip-port)")
 	keyFile := fs.String("secret-key-file", "", "`FILE` with the gossip key: 32 raw bytes or 64 hex characters (default: no encryption)")
-	tokenFile := fs.String("api-token-file", "", "`FILE` of API tokens, one a line (# comments): PUT, invalidations and /debug/* need \"Authorization: Bearer <token>\"")
+	tokenFile := fs.String("api-token-file", "", "`FILE` of API tokens, one a line (# comments), re-read on SIGHUP: PUT, invalidations and /debug/* need \"Authorization: Bearer <token>\"")
 	readToken := fs.Bool("read-token-required", false, "reads (GET of a key) need a token too")
 	insecure := fs.Bool("insecure", false, "start even when a listener binds beyond loopback without --secret-key-file or --api-token-file (a WARN names what is exposed); only on a network you trust")
 	tlsCert := fs.String("tls-cert", "", "`FILE`: PEM certificate (chain) to serve HTTPS; with --tls-key")
@@ -196,12 +198,15 @@ func nodeCommandEnv(_, stderr io.Writer, getenv func(string) (string, bool)) (*f
 				return fail("%v", err)
 			}
 		}
-		var tokens []string
 		if *tokenFile != "" {
-			if tokens, err = server.LoadTokens(*tokenFile); err != nil {
+			if _, err := server.LoadTokens(*tokenFile); err != nil {
 				return fail("%v", err)
 			}
 		}
+		// SIGHUP re-reads the token file (a rotation without a restart).
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
 		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})).With("node", *name)
 		ncfg := node.DefaultConfig(*name)
 		ncfg.Cluster = *cluster
@@ -227,7 +232,8 @@ func nodeCommandEnv(_, stderr io.Writer, getenv func(string) (string, bool)) (*f
 			AckTimeout:        *ackTimeout,
 			ShutdownTimeout:   *shutdown,
 			Insecure:          *insecure,
-			Tokens:            tokens,
+			TokenFile:         *tokenFile,
+			Reload:            hup,
 			ReadTokenRequired: *readToken,
 			TLSCert:           *tlsCert,
 			TLSKey:            *tlsKey,

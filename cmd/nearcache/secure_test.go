@@ -165,6 +165,44 @@ func TestNodeSecure(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
+	// SIGHUP re-reads the token file: a rotation without a restart.
+	const newToken = "rotated-token-0123456789abcdef"
+	if err := os.WriteFile(tokenFile, []byte(newToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		code, _, body := send("PUT", k, `{"value":"y"}`, newToken)
+		if code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("PUT with the new token after SIGHUP = %d %s\n%s", code, body, p.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond) // polling another process
+	}
+	if code, _, _ := send("PUT", k, `{"value":"z"}`, apiToken); code != 401 {
+		t.Errorf("PUT with the removed token after SIGHUP = %d, want 401", code)
+	}
+	// A broken file keeps the tokens in force.
+	if err := os.WriteFile(tokenFile, []byte("short\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(p.stderr.String(), "API tokens not reloaded"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no WARN for a broken token file:\n%s", p.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond) // polling another process's log
+	}
+	if code, _, body := send("PUT", k, `{"value":"z"}`, newToken); code != 200 {
+		t.Errorf("PUT with the token in force after a broken reload = %d %s", code, body)
+	}
+
 	// --fill-port: the owner-fill listener is on the port given.
 	if ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", fillPort)); err == nil {
 		ln.Close()

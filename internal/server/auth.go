@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -54,20 +55,22 @@ func LoadTokens(path string) ([]string, error) {
 // digests (so neither a token's length nor its content leaks through
 // timing) against every accepted token, without stopping at a match.
 type tokenSet struct {
-	sums [][sha256.Size]byte
+	sums  [][sha256.Size]byte
+	first string // sent to the other members when the status page asks them
 }
 
-func newTokenSet(toks []string) tokenSet {
-	var s tokenSet
+func newTokenSet(toks []string) *tokenSet {
+	s := &tokenSet{}
 	for _, t := range toks {
 		s.sums = append(s.sums, sha256.Sum256([]byte(t)))
+	}
+	if len(toks) > 0 {
+		s.first = toks[0]
 	}
 	return s
 }
 
-func (s tokenSet) enabled() bool { return len(s.sums) > 0 }
-
-func (s tokenSet) valid(tok string) bool {
+func (s *tokenSet) valid(tok string) bool {
 	h := sha256.Sum256([]byte(tok))
 	ok := 0
 	for i := range s.sums {
@@ -107,12 +110,12 @@ const authRealm = `realm="nearcache"`
 // gets 401 and a WWW-Authenticate challenge (RFC 6750), Bearer for API
 // clients and Basic for browsers.
 func (s *Server) protect(h http.HandlerFunc) http.HandlerFunc {
-	if !s.tokens.enabled() {
+	if len(s.cfg.Tokens) == 0 {
 		return h
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
 		tok, ok := presented(r)
-		if ok && s.tokens.valid(tok) {
+		if ok && s.tokens.Load().valid(tok) {
 			h(w, r)
 			return
 		}
@@ -127,4 +130,15 @@ func (s *Server) protect(h http.HandlerFunc) http.HandlerFunc {
 		w.Header().Add("WWW-Authenticate", "Basic "+authRealm+`, charset="UTF-8"`)
 		writeError(w, http.StatusUnauthorized, msg)
 	}
+}
+
+// SetTokens replaces the API tokens (a rotation: the file re-read on
+// SIGHUP). A server started without tokens cannot start requiring them,
+// nor one started with tokens stop: that is a restart.
+func (s *Server) SetTokens(toks []string) error {
+	if len(toks) == 0 || len(s.cfg.Tokens) == 0 {
+		return errors.New("server: SetTokens needs tokens, on a server started with tokens")
+	}
+	s.tokens.Store(newTokenSet(toks))
+	return nil
 }

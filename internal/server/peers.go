@@ -105,8 +105,8 @@ func (s *Server) fetchPeer(ctx context.Context, addr string) (peerView, error) {
 	if err != nil {
 		return peerView{}, err
 	}
-	if len(s.cfg.Tokens) > 0 {
-		req.Header.Set("Authorization", "Bearer "+s.cfg.Tokens[0])
+	if tok := s.tokens.Load().first; tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	resp, err := s.peerClient.Do(req)
 	if err != nil {

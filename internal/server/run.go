@@ -44,9 +44,14 @@ type RunConfig struct {
 	// node whose gossip, fill or HTTP listener binds beyond loopback without
 	// Node.SecretKey, or whose HTTP listener does without Tokens, unless
 	// Insecure is set; then it logs a WARN naming what is exposed.
-	Insecure          bool
-	Tokens            []string // API tokens, see Config.Tokens and LoadTokens
-	ReadTokenRequired bool     // see Config.ReadTokenRequired
+	Insecure bool
+	Tokens   []string // API tokens, see Config.Tokens and LoadTokens
+	// TokenFile, instead of Tokens, is a token file (LoadTokens) that Run
+	// reads at start and again on every value from Reload (the binary's
+	// SIGHUP): a file that fails to load then keeps the tokens in force.
+	TokenFile         string
+	Reload            <-chan os.Signal
+	ReadTokenRequired bool // see Config.ReadTokenRequired
 	// TLSCert and TLSKey are PEM files: set both to serve HTTPS. TLSCA, if
 	// set, is the PEM bundle that verifies the other members' certificates
 	// when the status page asks them (default: the system roots).
@@ -122,7 +127,9 @@ func (c RunConfig) validate() error {
 		return errors.New("server: MaxHeaderBytes and MaxConns must not be negative")
 	case (c.TLSCert == "") != (c.TLSKey == ""):
 		return errors.New("server: TLSCert and TLSKey go together")
-	case c.ReadTokenRequired && len(c.Tokens) == 0:
+	case len(c.Tokens) > 0 && c.TokenFile != "":
+		return errors.New("server: Tokens and TokenFile are exclusive")
+	case c.ReadTokenRequired && len(c.Tokens) == 0 && c.TokenFile == "":
 		return errors.New("server: ReadTokenRequired needs Tokens (--api-token-file)")
 	}
 	return nil
@@ -139,6 +146,13 @@ func Run(ctx context.Context, cfg RunConfig) error {
 	}
 	cfg = cfg.withDefaults()
 	log := cfg.Logger
+	if cfg.TokenFile != "" {
+		toks, err := LoadTokens(cfg.TokenFile)
+		if err != nil {
+			return fmt.Errorf("server: %w", err)
+		}
+		cfg.Tokens = toks
+	}
 	warnings, err := cfg.security()
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
@@ -213,6 +227,13 @@ func Run(ctx context.Context, cfg RunConfig) error {
 		return err
 	}
 	reg.MustRegister(httpCollectors(lim, s)...)
+	rctx, rcancel := context.WithCancel(ctx)
+	reloaded := make(chan struct{})
+	defer func() { rcancel(); <-reloaded }()
+	go func() {
+		defer close(reloaded)
+		reloadTokens(rctx, cfg, s)
+	}()
 	hs := &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: min(5*time.Second, cfg.ReadTimeout),
@@ -259,6 +280,30 @@ func redact(dsn string) string {
 		}
 	}
 	return dsn
+}
+
+// reloadTokens re-reads cfg.TokenFile into s on every cfg.Reload until ctx
+// ends.
+func reloadTokens(ctx context.Context, cfg RunConfig, s *Server) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-cfg.Reload: // nil: never
+		}
+		if cfg.TokenFile == "" {
+			continue
+		}
+		toks, err := LoadTokens(cfg.TokenFile)
+		if err == nil {
+			err = s.SetTokens(toks)
+		}
+		if err != nil {
+			cfg.Logger.Warn("API tokens not reloaded; the previous ones stay in force", "err", err)
+			continue
+		}
+		cfg.Logger.Info("API tokens reloaded", "tokens", len(toks))
+	}
 }
 
 // loadTLS loads the server's certificate, and the client configuration that

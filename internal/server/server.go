@@ -101,7 +101,7 @@ type Server struct {
 	// nothing lingers between polls of the status page.
 	peerClient *http.Client
 	peerScheme string // "http", or "https" with PeerTLS
-	tokens     tokenSet
+	tokens     atomic.Pointer[tokenSet]
 	// authFailures counts requests refused for a missing or wrong token.
 	authFailures atomic.Uint64
 }
@@ -123,8 +123,8 @@ func New(cfg Config) (*Server, error) {
 		mux:        http.NewServeMux(),
 		peerClient: &http.Client{Timeout: peerTimeout, Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: cfg.PeerTLS}},
 		peerScheme: "http",
-		tokens:     newTokenSet(cfg.Tokens),
 	}
+	s.tokens.Store(newTokenSet(cfg.Tokens))
 	if cfg.PeerTLS != nil {
 		s.peerScheme = "https"
 	}
