@@ -165,6 +165,17 @@ func TestNodeSecure(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
+	// 200 failed TLS handshakes cost at most 10 log lines.
+	for range 200 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = c.Write([]byte("\x16\x03\x01\x00\x05garbage"))
+		_, _ = io.Copy(io.Discard, c) // until the server closes it
+		c.Close()
+	}
+
 	// SIGHUP re-reads the token file: a rotation without a restart.
 	const newToken = "rotated-token-0123456789abcdef"
 	if err := os.WriteFile(tokenFile, []byte(newToken+"\n"), 0o600); err != nil {
@@ -215,5 +226,8 @@ func TestNodeSecure(t *testing.T) {
 	out := p.stderr.String()
 	if p.err != nil || !strings.Contains(out, "http=https://"+addr) || strings.Contains(out, "insecure") {
 		t.Errorf("exit %v; log:\n%s", p.err, out)
+	}
+	if n := strings.Count(out, "TLS handshake error"); n == 0 || n > 10 {
+		t.Errorf("%d lines of TLS handshake errors for 200 bad handshakes, want 1 to 10:\n%s", n, out)
 	}
 }

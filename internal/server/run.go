@@ -243,7 +243,7 @@ func Run(ctx context.Context, cfg RunConfig) error {
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ConnState:         lim.connState,
 		TLSConfig:         serverTLS,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorLog:          newErrorLog(log.With("component", "http")),
 	}
 	served := make(chan error, 1)
 	scheme := "http"

@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"io"
+	"log"
 	"log/slog"
 	"math/big"
 	"net"
@@ -590,4 +591,23 @@ func rssMiB() float64 {
 	}
 	kb, _ := strconv.ParseFloat(string(m[1]), 64)
 	return kb / 1024
+}
+
+// TestErrorLogRateLimited: the HTTP server's error lines (one per failed TLS
+// handshake, say) are WARNs, at most 10 per 10 s; the next one logged says
+// how many were dropped.
+func TestErrorLogRateLimited(t *testing.T) {
+	var logs lockedLog
+	now := time.Unix(0, 0)
+	e := &errorLog{log: logs.logger(), burst: 10, window: 10 * time.Second, now: func() time.Time { return now }}
+	l := log.New(e, "", 0)
+	for i := range 1000 {
+		l.Printf("http: TLS handshake error from 127.0.0.1:%d: EOF", 40000+i)
+	}
+	now = now.Add(10 * time.Second)
+	l.Print("http: TLS handshake error from 127.0.0.1:1: EOF")
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if len(lines) != 11 || !strings.Contains(lines[10], "suppressed_before=990") || !strings.Contains(lines[0], "level=WARN") {
+		t.Errorf("%d lines, want 11, the last with suppressed_before=990:\n%s", len(lines), logs.String())
+	}
 }
