@@ -10,8 +10,10 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nearcache/nearcache/gossip"
@@ -113,6 +115,9 @@ func nodeCommandEnv(_, stderr io.Writer, getenv func(string) (string, bool)) (*f
 			"one SQL table as group %q, and serves the HTTP API, /metrics, /healthz,\n"+
 			"/readyz and the /debug/cluster status page. SIGTERM drains HTTP, leaves the\n"+
 			"cluster and exits 0.\n\n"+
+			"Secure by default: every listener binds 127.0.0.1 unless told otherwise, and a\n"+
+			"node listening beyond loopback refuses to start without --secret-key-file (and,\n"+
+			"for HTTP, --api-token-file) unless --insecure. See docs/deploy.md.\n\n"+
 			"Every flag can also be set by an environment variable, NEARCACHE_ and the\n"+
 			"flag's name in capitals with _ for - (--http-addr: NEARCACHE_HTTP_ADDR);\n"+
 			"a flag on the command line wins over the environment.\n\nflags:\n", server.GroupName)
@@ -122,13 +127,22 @@ func nodeCommandEnv(_, stderr io.Writer, getenv func(string) (string, bool)) (*f
 	def := server.RunConfig{}
 	name := fs.String("name", host, "node name, unique in the cluster (default: the host name)")
 	cluster := fs.String("cluster", "nearcache", "cluster name, the same on every node; nodes of another cluster are ignored (at most 32 bytes)")
-	bindAddr := fs.String("bind-addr", "0.0.0.0", "gossip bind address")
+	bindAddr := fs.String("bind-addr", "127.0.0.1", "gossip (and fill) bind address; beyond loopback (0.0.0.0 in a container) it needs --secret-key-file")
 	gossipPort := fs.Int("gossip-port", 7946, "gossip port (TCP and UDP)")
 	advAddr := fs.String("advertise-addr", "", "address advertised to peers (default: chosen from the bind address)")
 	advPort := fs.Int("advertise-port", 0, "port advertised to peers (0 = the gossip port)")
-	httpAddr := fs.String("http-addr", "127.0.0.1:8080", "HTTP API address")
+	fillPort := fs.Int("fill-port", 0, "owner-fill port (TCP) on the bind address; 0 = any free port, advertised in gossip (fix it for network policies)")
+	httpAddr := fs.String("http-addr", "127.0.0.1:8080", "HTTP API address; beyond loopback (0.0.0.0:8080 in a container) it needs --api-token-file")
 	join := fs.String("join", "", "comma-separated seeds host[:port]; a DNS name stands for every address it resolves to, re-resolved on each rejoin (default port: --gossip-port)")
 	keyFile := fs.String("secret-key-file", "", "`FILE` with the gossip key: 32 raw bytes or 64 hex characters (default: no encryption)")
+	tokenFile := fs.String("api-token-file", "", "`FILE` of API tokens, one a line (# comments), re-read on SIGHUP: PUT, invalidations and /debug/* need \"Authorization: Bearer <token>\"")
+	readToken := fs.Bool("read-token-required", false, "reads (GET of a key) need a token too")
+	insecure := fs.Bool("insecure", false, "start even when a listener binds beyond loopback without --secret-key-file or --api-token-file (a WARN names what is exposed); only on a network you trust")
+	tlsCert := fs.String("tls-cert", "", "`FILE`: PEM certificate (chain) to serve HTTPS; with --tls-key")
+	tlsKey := fs.String("tls-key", "", "`FILE`: PEM private key of --tls-cert")
+	tlsCA := fs.String("tls-ca", "", "`FILE`: PEM roots verifying the other members' certificates for the status page (default: the system's)")
+	readTimeout := fs.Duration("http-read-timeout", 15*time.Second, "how long a client may take to send a request, headers and body")
+	maxConns := fs.Int("http-max-conns", 1024, "cap on open HTTP connections; at the cap a new one closes the longest-idle one")
 	source := fs.String("source", "", "source of truth DSN, required: sqlite:///path/to/db or postgres://user:pass@host/db")
 	table := fs.String("table", "items", "table with columns id TEXT PRIMARY KEY, body TEXT, version INTEGER (created in SQLite when missing)")
 	maxStale := fs.Duration("max-staleness", 5*time.Second, "a node that has not heard the cluster this long stops serving cached values")
@@ -165,8 +179,18 @@ func nodeCommandEnv(_, stderr io.Writer, getenv func(string) (string, bool)) (*f
 			return fail("--name is required")
 		case *source == "":
 			return fail("--source is required (sqlite:///path/to/db or postgres://...)")
-		case *gossipPort < 0 || *gossipPort > 65535, *advPort < 0 || *advPort > 65535:
+		case *gossipPort < 0 || *gossipPort > 65535, *advPort < 0 || *advPort > 65535, *fillPort < 0 || *fillPort > 65535:
 			return fail("ports must be between 0 and 65535")
+		case *fillPort != 0 && *fillPort == *gossipPort:
+			return fail("--fill-port must differ from --gossip-port")
+		case (*tlsCert == "") != (*tlsKey == ""):
+			return fail("--tls-cert and --tls-key go together")
+		case *readToken && *tokenFile == "":
+			return fail("--read-token-required needs --api-token-file")
+		case *maxConns < 1:
+			return fail("--http-max-conns must be at least 1")
+		case *readTimeout <= 0:
+			return fail("--http-read-timeout must be positive")
 		}
 		var key []byte
 		if *keyFile != "" {
@@ -174,6 +198,15 @@ func nodeCommandEnv(_, stderr io.Writer, getenv func(string) (string, bool)) (*f
 				return fail("%v", err)
 			}
 		}
+		if *tokenFile != "" {
+			if _, err := server.LoadTokens(*tokenFile); err != nil {
+				return fail("%v", err)
+			}
+		}
+		// SIGHUP re-reads the token file (a rotation without a restart).
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
 		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})).With("node", *name)
 		ncfg := node.DefaultConfig(*name)
 		ncfg.Cluster = *cluster
@@ -181,22 +214,38 @@ func nodeCommandEnv(_, stderr io.Writer, getenv func(string) (string, bool)) (*f
 		ncfg.BindPort = *gossipPort
 		ncfg.AdvertiseAddr = *advAddr
 		ncfg.AdvertisePort = *advPort
+		if *fillPort != 0 {
+			ncfg.FillAddr = net.JoinHostPort(*bindAddr, strconv.Itoa(*fillPort))
+		}
 		ncfg.Join = withPort(splitList(*join), *gossipPort)
 		ncfg.SecretKey = key
 		ncfg.MaxStaleness = *maxStale
 		ncfg.Profile = prof
 		ncfg.Logger = log
 		err = server.Run(ctx, server.RunConfig{
-			Node:            ncfg,
-			JoinTimeout:     *joinTimeout,
-			HTTPAddr:        *httpAddr,
-			Source:          *source,
-			Table:           *table,
-			TTL:             *ttl,
-			AckTimeout:      *ackTimeout,
-			ShutdownTimeout: *shutdown,
-			Logger:          log,
+			Node:              ncfg,
+			JoinTimeout:       *joinTimeout,
+			HTTPAddr:          *httpAddr,
+			Source:            *source,
+			Table:             *table,
+			TTL:               *ttl,
+			AckTimeout:        *ackTimeout,
+			ShutdownTimeout:   *shutdown,
+			Insecure:          *insecure,
+			TokenFile:         *tokenFile,
+			Reload:            hup,
+			ReadTokenRequired: *readToken,
+			TLSCert:           *tlsCert,
+			TLSKey:            *tlsKey,
+			TLSCA:             *tlsCA,
+			ReadTimeout:       *readTimeout,
+			MaxConns:          *maxConns,
+			Logger:            log,
 		})
+		if errors.Is(err, server.ErrInsecure) {
+			fmt.Fprintf(stderr, "nearcache node: %v\n", err)
+			return exitUsage
+		}
 		if err != nil {
 			fmt.Fprintf(stderr, "nearcache node: %v\n", err)
 			return exitFailure

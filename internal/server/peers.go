@@ -101,9 +101,12 @@ func (s *Server) fetchPeers(ctx context.Context, self clusterStatus, members []m
 }
 
 func (s *Server) fetchPeer(ctx context.Context, addr string) (peerView, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/debug/cluster.json", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.peerScheme+"://"+addr+"/debug/cluster.json", nil)
 	if err != nil {
 		return peerView{}, err
+	}
+	if tok := s.tokens.Load().first; tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	resp, err := s.peerClient.Do(req)
 	if err != nil {

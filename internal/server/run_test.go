@@ -97,8 +97,8 @@ func TestRunRejects(t *testing.T) {
 	}{
 		{name: "no source", cfg: RunConfig{Node: node.Config{Name: "x", Standalone: true}}, want: "Source is required"},
 		{name: "negative ttl", cfg: RunConfig{Source: "sqlite:///x", TTL: -1}, want: "must not be negative"},
-		{name: "bad table", cfg: RunConfig{Source: "sqlite://" + filepath.Join(tmp, "a"), Table: "a b"}, want: "plain SQL identifier"},
-		{name: "bad node config", cfg: RunConfig{Source: "sqlite://" + filepath.Join(tmp, "b")}, want: "Name is required"},
+		{name: "bad table", cfg: RunConfig{Node: node.Config{Standalone: true}, Source: "sqlite://" + filepath.Join(tmp, "a"), Table: "a b"}, want: "plain SQL identifier"},
+		{name: "bad node config", cfg: RunConfig{Node: node.Config{BindAddr: "127.0.0.1"}, Source: "sqlite://" + filepath.Join(tmp, "b")}, want: "Name is required"},
 		{name: "HTTP address taken", cfg: RunConfig{Node: node.Config{Name: "x", Standalone: true}, Source: "sqlite://" + filepath.Join(tmp, "c"), HTTPAddr: busy}, want: "listen"},
 	}
 	for _, tt := range tests {

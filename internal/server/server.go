@@ -2,10 +2,12 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/nearcache/nearcache/node"
@@ -47,10 +49,23 @@ type Config struct {
 	// (set it when the node was given a join list).
 	RequirePeer bool
 
+	// Tokens are the API tokens (see [LoadTokens]) that writes (PUT),
+	// invalidations and /debug/* require, as "Authorization: Bearer
+	// <token>" or as the password of Basic credentials; others get 401.
+	// Empty = no authentication: only behind loopback or --insecure.
+	// /healthz, /readyz and /metrics stay open for probes and scrapers.
+	Tokens []string
+	// ReadTokenRequired makes reads (GET of a key) require a token too.
+	ReadTokenRequired bool
+	// PeerTLS, when set, makes the status page ask the other members over
+	// HTTPS with this client configuration (they serve TLS too). The
+	// request carries Tokens[0]: every node reads the same token file.
+	PeerTLS *tls.Config
+
 	Logger *slog.Logger // nil = discard
 }
 
-// maxBody bounds a PUT body.
+// maxBody bounds any request body (only a PUT has one).
 const maxBody = 1 << 20
 
 func (c Config) validate() error {
@@ -61,6 +76,8 @@ func (c Config) validate() error {
 		return errors.New("server: at least one Group is required")
 	case c.AckTimeout < 0:
 		return errors.New("server: AckTimeout must not be negative")
+	case c.ReadTokenRequired && len(c.Tokens) == 0:
+		return errors.New("server: ReadTokenRequired needs Tokens")
 	}
 	seen := map[string]bool{}
 	for i, g := range c.Groups {
@@ -83,6 +100,10 @@ type Server struct {
 	// peerClient asks other members for their status; no keep-alives, so
 	// nothing lingers between polls of the status page.
 	peerClient *http.Client
+	peerScheme string // "http", or "https" with PeerTLS
+	tokens     atomic.Pointer[tokenSet]
+	// authFailures counts requests refused for a missing or wrong token.
+	authFailures atomic.Uint64
 }
 
 // New returns a Server for cfg, which it copies.
@@ -100,7 +121,16 @@ func New(cfg Config) (*Server, error) {
 		cfg:        cfg,
 		groups:     make(map[string]Group, len(cfg.Groups)),
 		mux:        http.NewServeMux(),
-		peerClient: &http.Client{Timeout: peerTimeout, Transport: &http.Transport{DisableKeepAlives: true}},
+		peerClient: &http.Client{Timeout: peerTimeout, Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: cfg.PeerTLS}},
+		peerScheme: "http",
+	}
+	s.tokens.Store(newTokenSet(cfg.Tokens))
+	if cfg.PeerTLS != nil {
+		s.peerScheme = "https"
+	}
+	read := s.handleGet
+	if cfg.ReadTokenRequired {
+		read = s.protect(read)
 	}
 	for _, g := range cfg.Groups {
 		s.groups[g.Cache.Name()] = g
@@ -108,10 +138,10 @@ func New(cfg Config) (*Server, error) {
 	s.cfg.Groups = nil // s.groups holds them
 
 	const keyPath = "/v1/groups/{group}/keys/{key}"
-	s.mux.HandleFunc("GET "+keyPath, s.handleGet)
-	s.mux.HandleFunc("PUT "+keyPath, s.handlePut)
+	s.mux.HandleFunc("GET "+keyPath, read)
+	s.mux.HandleFunc("PUT "+keyPath, s.protect(s.handlePut))
 	s.mux.HandleFunc(keyPath, methodNotAllowed("GET, PUT"))
-	s.mux.HandleFunc("POST "+keyPath+"/invalidate", s.handleInvalidate)
+	s.mux.HandleFunc("POST "+keyPath+"/invalidate", s.protect(s.handleInvalidate))
 	s.mux.HandleFunc(keyPath+"/invalidate", methodNotAllowed("POST"))
 	if cfg.Gatherer != nil {
 		s.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{
@@ -120,9 +150,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.mux.HandleFunc("GET /healthz", s.handleHealthz)
 	s.mux.HandleFunc("GET /readyz", s.handleReadyz)
-	s.mux.HandleFunc("GET /debug/cluster", s.handleStatusPage)
-	s.mux.HandleFunc("GET /debug/cluster.js", s.handleStatusJS)
-	s.mux.HandleFunc("GET /debug/cluster.json", s.handleStatusJSON)
+	s.mux.HandleFunc("GET /debug/cluster", s.protect(s.handleStatusPage))
+	s.mux.HandleFunc("GET /debug/cluster.js", s.protect(s.handleStatusJS))
+	s.mux.HandleFunc("GET /debug/cluster.json", s.protect(s.handleStatusJSON))
+	s.mux.HandleFunc("/debug/", s.protect(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
+	}))
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
 	})
@@ -130,7 +163,15 @@ func New(cfg Config) (*Server, error) {
 }
 
 // ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// Every body is bounded by maxBody.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	s.mux.ServeHTTP(w, r)
+}
+
+// AuthFailures returns how many requests were refused for a missing or
+// wrong API token.
+func (s *Server) AuthFailures() uint64 { return s.authFailures.Load() }
 
 func methodNotAllowed(allow string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
