@@ -203,8 +203,8 @@ func parseVersion(s string) (uint64, error) {
 		return 0, errors.New("version is required (?version=N, N > 0)")
 	}
 	v, err := strconv.ParseUint(s, 10, 64)
-	if err != nil || v == 0 {
-		return 0, fmt.Errorf("version %q is not an integer > 0", s)
+	if err != nil || v == 0 || v > node.MaxVersion {
+		return 0, fmt.Errorf("version %q is not an integer from 1 to %d", s, uint64(node.MaxVersion))
 	}
 	return v, nil
 }

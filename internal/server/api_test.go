@@ -106,6 +106,7 @@ func TestAPIErrors(t *testing.T) {
 		{name: "no version", method: "POST", path: "/v1/groups/items/keys/k/invalidate", wantCode: 400, wantErr: "version is required"},
 		{name: "version not a number", method: "POST", path: "/v1/groups/items/keys/k/invalidate?version=abc", wantCode: 400, wantErr: `version "abc"`},
 		{name: "version zero", method: "POST", path: "/v1/groups/items/keys/k/invalidate?version=0", wantCode: 400, wantErr: `version "0"`},
+		{name: "version above 2^63-1", method: "POST", path: "/v1/groups/items/keys/k/invalidate?version=18446744073709551615", wantCode: 400, wantErr: `version "18446744073709551615"`},
 		{name: "version negative", method: "POST", path: "/v1/groups/items/keys/k/invalidate?version=-3", wantCode: 400, wantErr: `version "-3"`},
 		{name: "bad ack", method: "POST", path: "/v1/groups/items/keys/k/invalidate?version=1&ack=some", wantCode: 400, wantErr: `ack "some"`},
 		{name: "invalidate unknown group", method: "POST", path: "/v1/groups/users/keys/k/invalidate?version=1", wantCode: 404, wantErr: "unknown group"},
