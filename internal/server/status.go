@@ -73,6 +73,17 @@ type groupStatus struct {
 	InvalidationsApplied  uint64       `json:"invalidations_applied"`
 	Purges                uint64       `json:"purges"`
 	Propagation           *Propagation `json:"propagation"` // null before the first remote invalidation
+	Sampler               samplerView  `json:"sampler"`
+}
+
+// samplerView is the consistency sampler's verdict over the last hour: the
+// status page says "measured: N nines within the bound".
+type samplerView struct {
+	Nines       float64 `json:"nines"`        // node.SamplerStats.Nines
+	HourChecks  uint64  `json:"hour_checks"`  // sampled hits checked in the last hour
+	HourBeyond  uint64  `json:"hour_beyond"`  // of those, served beyond the bound
+	BeyondTotal uint64  `json:"beyond_total"` // since start
+	MaxBeyondMS float64 `json:"max_beyond_ms"`
 }
 
 func (s *Server) status() clusterStatus {
@@ -129,6 +140,8 @@ func (s *Server) status() clusterStatus {
 			InvalidationsReceived: g.InvalidationsReceived,
 			InvalidationsApplied:  g.InvalidationsApplied,
 			Purges:                g.Purges,
+			Sampler: samplerView{Nines: g.Sampler.Nines(), HourChecks: g.Sampler.HourChecks, HourBeyond: g.Sampler.HourBeyond,
+				BeyondTotal: g.Sampler.BeyondBound, MaxBeyondMS: float64(g.Sampler.MaxBeyond.Microseconds()) / 1000},
 		}
 		if total := g.Hits + g.Misses; total > 0 {
 			r := float64(g.Hits) / float64(total)

@@ -78,6 +78,10 @@ function render(s) {
     var p = g.propagation;
     cell(tr, p ? p.p50_ms.toFixed(2) + " / " + p.p99_ms.toFixed(2) + " / " + p.max_ms.toFixed(2) +
       " (" + p.window + " of " + p.count + ")" : "none yet", "num");
+    var sm = g.sampler;
+    cell(tr, !sm || sm.hour_checks === 0 ? "no checks yet" :
+      "measured: " + sm.nines.toFixed(1) + " nines within the bound (" + sm.hour_beyond + " of " +
+      sm.hour_checks + " checked hits beyond)", sm && sm.hour_beyond > 0 ? "num bad" : "num sampler");
   });
 
   var c = s.cluster;
