@@ -38,6 +38,7 @@ type Cluster struct {
 	self     memberlist.Node
 	inc      uint64 // incarnation: start time in unix nanos, or past the cluster's memory (see outgrowLocked)
 	seq      uint64 // last seq published in inc
+	hbSeq    uint64 // last heartbeatMsg.Seq sent in inc
 	log      *recentLog
 	streams  map[streamKey]*stream
 	current  map[string]uint64 // origin -> newest incarnation seen
@@ -45,6 +46,9 @@ type Cluster struct {
 	everPeer bool
 	synced   bool
 	waiters  map[*ackWaiter]struct{}
+
+	rejectLogged   time.Time // last rejectLocked log line
+	rejectLoggedAt uint64    // counters.rejected then
 }
 
 type peer struct {
@@ -54,12 +58,22 @@ type peer struct {
 	lastHeard time.Time       // its stream (batch or heartbeat) or its join
 	spoke     time.Time       // its last heartbeat naming our incarnation: it counts us, this process, as a live member
 	inc       uint64          // the highest incarnation heard from it (its batches, heartbeats)
-	leaving   bool            // it announced a graceful leave
+	hbInc     uint64          // incarnation of the last heartbeat taken as news of it
+	hbSeq     uint64          // heartbeatMsg.Seq of that heartbeat: a lower or equal one is a replay or late
+	leaving   uint64          // the incarnation it announced a graceful leave of (0: none)
 }
+
+// leftGracefully reports whether p announced a leave of the incarnation this
+// node heard from it. A leave naming another incarnation (a replay of an
+// earlier life's leave, or a forgery) does not count: a member counted as
+// left is no longer waited for by AckAll writes, so an accepted forgery would
+// let writes succeed without it.
+func (p *peer) leftGracefully() bool { return p.leaving != 0 && p.leaving == p.inc }
 
 type counters struct {
 	published, msgSent, msgRecv, received, dups, gaps, repaired, unrepairable,
 	acks, hbSent, hbRecv, pushPulls, rejoins, decodeErrs, outgrown atomic.Uint64
+	rejected atomic.Uint64
 }
 
 // Start validates cfg, starts memberlist and tries the seeds in cfg.Join
@@ -327,6 +341,7 @@ func (c *Cluster) Stats() Stats {
 		Rejoins:            c.st.rejoins.Load(),
 		Outgrown:           c.st.outgrown.Load(),
 		DecodeErrors:       c.st.decodeErrs.Load(),
+		Rejected:           c.st.rejected.Load(),
 		QueueLen:           c.bq.NumQueued(),
 	}
 }
@@ -414,7 +429,8 @@ func (c *Cluster) heartbeatLoop() {
 		for i := range targets {
 			// Each recipient is told which of its incarnations this node
 			// counts as live (see heartbeatMsg.To).
-			hb := heartbeatMsg{From: c.cfg.Name, Incarnation: c.inc, LastSeq: c.seq}
+			c.hbSeq++
+			hb := heartbeatMsg{From: c.cfg.Name, Incarnation: c.inc, LastSeq: c.seq, Seq: c.hbSeq}
 			if p := c.peers[targets[i].Name]; p != nil && p.state == "alive" {
 				hb.To = p.inc
 			}

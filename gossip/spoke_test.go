@@ -27,8 +27,8 @@ func TestHeartbeatCountsOnlyWhenItNamesThisIncarnation(t *testing.T) {
 	const us, prev = 2000, 1000
 	c := bareCluster("b", us, "a")
 	mark := time.Now().Add(-time.Millisecond)
-	for _, to := range []uint64{0, prev, us + 1} {
-		c.receiveHeartbeat(&heartbeatMsg{From: "a", Incarnation: 7, LastSeq: 0, To: to})
+	for i, to := range []uint64{0, prev, us + 1} {
+		c.receiveHeartbeat(&heartbeatMsg{From: "a", Incarnation: 7, LastSeq: 0, To: to, Seq: uint64(i + 1)})
 		if got := c.SilentSince(mark); got != 1 {
 			t.Fatalf("heartbeat naming incarnation %d (ours is %d): SilentSince = %d, want 1", to, us, got)
 		}
@@ -36,7 +36,7 @@ func TestHeartbeatCountsOnlyWhenItNamesThisIncarnation(t *testing.T) {
 	if c.peers["a"].lastHeard.Before(mark) {
 		t.Error("a heartbeat that does not name us still says its sender is alive: lastHeard not updated")
 	}
-	c.receiveHeartbeat(&heartbeatMsg{From: "a", Incarnation: 7, To: us})
+	c.receiveHeartbeat(&heartbeatMsg{From: "a", Incarnation: 7, To: us, Seq: 4})
 	if got := c.SilentSince(mark); got != 0 {
 		t.Fatalf("heartbeat naming our incarnation: SilentSince = %d, want 0", got)
 	}
@@ -68,7 +68,7 @@ func TestHeartbeatNamesWhatItKnows(t *testing.T) {
 }
 
 func TestHeartbeatWireCarriesTo(t *testing.T) {
-	m := &heartbeatMsg{From: "n1", Incarnation: 1 << 60, LastSeq: 42, To: 1<<60 + 7}
+	m := &heartbeatMsg{From: "n1", Incarnation: 1 << 60, LastSeq: 42, To: 1<<60 + 7, Seq: 9}
 	got, err := decodeMessage(m.encode())
 	if err != nil {
 		t.Fatal(err)
