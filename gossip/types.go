@@ -119,7 +119,7 @@ type Stats struct {
 	Outgrown           uint64 // times this node took an incarnation past one the cluster remembered (the clock stepped back across a restart)
 	DecodeErrors       uint64
 	Rejected           uint64 // well-formed messages or parts refused: an implausible incarnation, a stale leave, a replayed heartbeat
-	QueueLen           int // gossip retransmission queue length
+	QueueLen           int    // gossip retransmission queue length
 }
 
 // AckError is returned by PublishAcked when members did not acknowledge
