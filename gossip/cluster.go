@@ -25,6 +25,9 @@ type Cluster struct {
 
 	toTheDead time.Duration // memberlist's GossipToTheDeadTime
 
+	keyring *memberlist.Keyring // nil = plaintext
+	keyMu   sync.Mutex          // serialises SetKeyring
+
 	closeOnce sync.Once
 	numNodes  atomic.Int64 // live members incl. self, for the broadcast queue
 	st        counters
@@ -103,6 +106,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	}
 	c.numNodes.Store(1)
 	c.toTheDead = mc.GossipToTheDeadTime
+	c.keyring = mc.Keyring
 	c.disp.init()
 	c.bq = &memberlist.TransmitLimitedQueue{
 		NumNodes:       func() int { return int(c.numNodes.Load()) },

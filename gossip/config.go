@@ -28,8 +28,13 @@ type Config struct {
 	AdvertisePort int      // 0 = the bound port
 	Join          []string // seeds "host:port"; DNS names re-resolved on every attempt; empty = start alone
 	SecretKey     []byte   // nil = plaintext; 16, 24 or 32 bytes = AES-GCM gossip encryption, unencrypted peers refused
-	Meta          []byte   // node metadata, <= 512 bytes (memberlist MetaMaxSize)
-	Profile       Profile  // LAN (default) or Local
+	// Keyring holds several keys (16, 24 or 32 bytes each): packets under
+	// any of them are accepted, the first (the primary) encrypts what this
+	// node sends. It is SecretKey for rotation (see Cluster.SetKeyring); set
+	// one or the other. Empty = SecretKey.
+	Keyring [][]byte
+	Meta    []byte  // node metadata, <= 512 bytes (memberlist MetaMaxSize)
+	Profile Profile // LAN (default) or Local
 
 	GossipInterval        time.Duration // 0 = the profile's (200ms LAN, 100ms Local)
 	PushPullInterval      time.Duration // 0 = 10s (LAN) / 2s (Local)
@@ -102,6 +107,10 @@ func (c *Config) validate() error {
 		return errors.New("gossip: AdvertisePort must be between 0 and 65535")
 	case c.SecretKey != nil && len(c.SecretKey) != 16 && len(c.SecretKey) != 24 && len(c.SecretKey) != 32:
 		return errors.New("gossip: SecretKey must be 16, 24 or 32 bytes")
+	case c.SecretKey != nil && len(c.Keyring) > 0:
+		return errors.New("gossip: set SecretKey or Keyring, not both")
+	case validKeyring(c.Keyring) != nil:
+		return validKeyring(c.Keyring)
 	case len(c.Meta) > MaxMetaLen:
 		return fmt.Errorf("gossip: Meta must be at most %d bytes", MaxMetaLen)
 	case c.Profile != LAN && c.Profile != Local:
@@ -146,7 +155,47 @@ func (c Config) withDefaults() Config {
 	}
 	c.Join = append([]string(nil), c.Join...)
 	c.Meta = append([]byte(nil), c.Meta...)
+	c.Keyring = cloneKeys(c.Keyring)
 	return c
+}
+
+// keys returns the keyring in use: Keyring, or SecretKey alone.
+func (c *Config) keys() [][]byte {
+	if len(c.Keyring) > 0 {
+		return c.Keyring
+	}
+	if c.SecretKey != nil {
+		return [][]byte{c.SecretKey}
+	}
+	return nil
+}
+
+func cloneKeys(keys [][]byte) [][]byte {
+	if keys == nil {
+		return nil
+	}
+	out := make([][]byte, len(keys))
+	for i, k := range keys {
+		out[i] = append([]byte(nil), k...)
+	}
+	return out
+}
+
+// validKeyring checks every key's length and that none repeats.
+func validKeyring(keys [][]byte) error {
+	for i, k := range keys {
+		switch len(k) {
+		case 16, 24, 32:
+		default:
+			return fmt.Errorf("gossip: Keyring key %d is %d bytes, must be 16, 24 or 32", i, len(k))
+		}
+		for j := range i {
+			if string(keys[j]) == string(k) {
+				return fmt.Errorf("gossip: Keyring keys %d and %d are the same", j, i)
+			}
+		}
+	}
+	return nil
 }
 
 // memberlistConfig builds memberlist's config; delegates are set by Start.
@@ -181,8 +230,8 @@ func (c *Config) memberlistConfig() (*memberlist.Config, error) {
 			mc.ProbeTimeout = c.ProbeInterval
 		}
 	}
-	if c.SecretKey != nil {
-		kr, err := memberlist.NewKeyring(nil, c.SecretKey)
+	if keys := c.keys(); len(keys) > 0 {
+		kr, err := memberlist.NewKeyring(keys[1:], keys[0])
 		if err != nil {
 			return nil, fmt.Errorf("gossip: keyring: %w", err)
 		}
