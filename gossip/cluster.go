@@ -50,6 +50,9 @@ type Cluster struct {
 	synced   bool
 	waiters  map[*ackWaiter]struct{}
 
+	started     time.Time // Start, with its monotonic reading
+	wallAtStart int64     // the wall clock at Start, unix nanos (see plausible)
+
 	rejectLogged   time.Time // last rejectLocked log line
 	rejectLoggedAt uint64    // counters.rejected then
 }
@@ -93,9 +96,12 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	started := time.Now()
 	c := &Cluster{
-		cfg:     cfg,
-		inc:     cmp.Or(cfg.incarnation, uint64(time.Now().UnixNano())),
+		cfg:         cfg,
+		started:     started,
+		wallAtStart: started.UnixNano(),
+		inc:         cmp.Or(cfg.incarnation, uint64(started.UnixNano())),
 		done:    make(chan struct{}),
 		kick:    make(chan struct{}, 1),
 		log:     newRecentLog(cfg.RecentLog),

@@ -356,9 +356,11 @@ func (c *Cluster) receiveLeaving(m *leavingMsg, raw []byte) {
 // messages and says so in a WARN.
 const maxIncarnationAhead = 10 * time.Minute
 
-// plausible reports whether inc is not implausibly far in the future.
+// plausible reports whether inc is not implausibly far in the future. The
+// local clock is the wall clock read at Start plus the monotonic time since,
+// so a step of this host's clock after Start moves nothing.
 func (c *Cluster) plausible(inc uint64) bool {
-	now := time.Now().UnixNano()
+	now := c.wallAtStart + int64(time.Since(c.started))
 	return now <= 0 || inc <= uint64(now)+uint64(maxIncarnationAhead)
 }
 
@@ -371,7 +373,7 @@ func (c *Cluster) rejectLocked(what, origin string, inc uint64) {
 		return
 	}
 	c.cfg.Logger.Warn("gossip: refused a message (an incarnation implausibly far ahead of this clock, or a leave of another incarnation); a forgery, or this host's clock is far behind",
-		"what", what, "origin", origin, "incarnation", inc, "local_clock", now.UnixNano(),
+		"what", what, "origin", origin, "incarnation", inc, "local_clock", c.wallAtStart+int64(time.Since(c.started)),
 		"refused_since_last_log", n-c.rejectLoggedAt)
 	c.rejectLogged, c.rejectLoggedAt = now, n
 }

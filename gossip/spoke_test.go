@@ -8,7 +8,8 @@ import (
 // bareCluster is a Cluster with only what receiveHeartbeat and SilentSince
 // use: no memberlist, no sockets.
 func bareCluster(name string, inc uint64, peers ...string) *Cluster {
-	c := &Cluster{cfg: Config{Name: name}, inc: inc, kick: make(chan struct{}, 1),
+	now := time.Now()
+	c := &Cluster{cfg: Config{Name: name}, inc: inc, kick: make(chan struct{}, 1), started: now, wallAtStart: now.UnixNano(),
 		streams: map[streamKey]*stream{}, current: map[string]uint64{}, peers: map[string]*peer{}}
 	for _, p := range peers {
 		c.peers[p] = &peer{state: "alive"}

@@ -30,8 +30,13 @@ type ClientConfig struct {
 	// Target names the member listening at addr, sent in the hello of a
 	// keyed connection: a server with another name refuses it. nil or ""
 	// = no name (a server that checks names refuses it).
-	Target      func(addr string) string
-	MaxIdle     int           // idle connections kept per peer; 0 = 4
+	Target  func(addr string) string
+	MaxIdle int // idle connections kept per peer; 0 = 4
+	// IdleTime is how long a pooled connection may stay idle and still be
+	// reused; 0 = 60s. Keep it below the servers' IdleTimeout (90s by
+	// default): a connection the server has closed meanwhile would fail its
+	// next fill.
+	IdleTime    time.Duration
 	MaxValue    int           // bytes of a response value accepted; 0 = 16 MiB
 	DialTimeout time.Duration // 0 = 1s (and never beyond the ctx deadline)
 	// Dial opens a connection to addr; ctx bounds the dial only (it carries
@@ -48,8 +53,8 @@ func (c ClientConfig) validate() error {
 		return errors.New("peer: MaxIdle must not be negative")
 	case c.MaxValue < 0:
 		return errors.New("peer: MaxValue must not be negative")
-	case c.DialTimeout < 0:
-		return errors.New("peer: DialTimeout must not be negative")
+	case c.DialTimeout < 0 || c.IdleTime < 0:
+		return errors.New("peer: DialTimeout and IdleTime must not be negative")
 	case c.SecretKey != nil && len(c.Keyring) > 0:
 		return errors.New("peer: set SecretKey or Keyring, not both")
 	}
@@ -65,6 +70,9 @@ func (c ClientConfig) withDefaults() ClientConfig {
 	}
 	if c.DialTimeout == 0 {
 		c.DialTimeout = time.Second
+	}
+	if c.IdleTime == 0 {
+		c.IdleTime = 60 * time.Second
 	}
 	c.SecretKey = bytes.Clone(c.SecretKey)
 	return c
@@ -120,8 +128,9 @@ type clientConn struct {
 	nc       net.Conn
 	addr     string
 	br       *bufio.Reader
-	sess     *session // keyed: set by the handshake
-	broken   bool     // refused at the handshake: never pooled
+	sess     *session  // keyed: set by the handshake
+	broken   bool      // refused at the handshake: never pooled
+	idleAt   time.Time // when it was last put in the pool
 	out, in  []byte
 	plain    []byte
 	nextID   uint64 // starts at 1: a server that cannot parse a request answers id 0
@@ -325,15 +334,29 @@ func (c *Client) get(ctx context.Context, addr string) (cc *clientConn, reused b
 		c.mu.Unlock()
 		return nil, false, ErrClosed
 	}
-	if l := c.idle[addr]; len(l) > 0 {
+	var expired []*clientConn
+	for l := c.idle[addr]; len(l) > 0; l = c.idle[addr] {
 		cc = l[len(l)-1]
 		l[len(l)-1] = nil
 		c.idle[addr] = l[:len(l)-1]
+		if time.Since(cc.idleAt) > c.cfg.IdleTime {
+			// The server may have closed it (its IdleTimeout): do not bet a
+			// fill on it.
+			delete(c.conns, cc)
+			expired = append(expired, cc)
+			continue
+		}
 		c.mu.Unlock()
+		for _, e := range expired {
+			e.nc.Close()
+		}
 		c.stats.reused.Add(1)
 		return cc, true, nil
 	}
 	c.mu.Unlock()
+	for _, e := range expired {
+		e.nc.Close()
+	}
 
 	nc, err := c.dial(ctx, addr)
 	if err != nil {
@@ -356,6 +379,7 @@ func (c *Client) get(ctx context.Context, addr string) (cc *clientConn, reused b
 func (c *Client) put(addr string, cc *clientConn) {
 	c.mu.Lock()
 	if !c.closed && !cc.broken && len(c.idle[addr]) < c.cfg.MaxIdle {
+		cc.idleAt = time.Now()
 		c.idle[addr] = append(c.idle[addr], cc)
 		c.mu.Unlock()
 		return

@@ -36,7 +36,7 @@ type ServerConfig struct {
 	MaxRequest int                    // bytes of a request frame body; 0 = 4 KiB
 	MaxValue   int                    // bytes of a response value; 0 = 16 MiB
 	Timeout    time.Duration          // per request, handler and response write; 0 = 5s
-	MaxSkew    time.Duration          // unused since the keyed channel has nonces (kept for compatibility)
+	MaxSkew    time.Duration          // accepted clock difference for request timestamps (keyed only); 0 = 30s
 	// MaxConns caps the open connections; 0 = 1024. At the cap a new
 	// connection evicts the oldest one that has not completed a request
 	// yet (an idle or slow opener can never push out a working peer), or
@@ -509,6 +509,16 @@ func (s *Server) refuse(sc *serverConn, req *Request, m *reqMeta) string {
 		// A client of the HMAC protocol (before issue 12) on a keyless server.
 		s.stats.refusedAuth.Add(1)
 		return "peer: this server has no key"
+	}
+	if sc.sess != nil {
+		// Replays are refused by the session (seq, fresh nonces); the
+		// timestamp, authenticated with the rest, still bounds how old a
+		// request may be (a connection held open by a man in the middle).
+		skew := time.Duration(time.Now().UnixNano() - m.ts)
+		if skew > s.cfg.MaxSkew || skew < -s.cfg.MaxSkew || m.ts == 0 {
+			s.stats.refusedReplay.Add(1)
+			return "peer: request timestamp outside the accepted clock skew"
+		}
 	}
 	if s.cfg.IsMember != nil && !s.cfg.IsMember(req.From) {
 		s.stats.refusedMember.Add(1)
