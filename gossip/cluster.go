@@ -17,6 +17,7 @@ import (
 // Cluster is this node's membership in a nearcache gossip cluster.
 type Cluster struct {
 	cfg  Config
+	lw   *logWriter
 	ml   *memberlist.Memberlist
 	bq   *memberlist.TransmitLimitedQueue
 	done chan struct{}
@@ -53,6 +54,9 @@ type Cluster struct {
 	started     time.Time // Start, with its monotonic reading
 	wallAtStart int64     // the wall clock at Start, unix nanos (see plausible)
 
+	joinMu         sync.Mutex
+	joinFails      int       // join attempts in a row that reached no seed
+	joinWarned     time.Time // last noteJoin WARN
 	rejectLogged   time.Time // last rejectLocked log line
 	rejectLoggedAt uint64    // counters.rejected then
 }
@@ -79,7 +83,7 @@ func (p *peer) leftGracefully() bool { return p.leaving != 0 && p.leaving == p.i
 type counters struct {
 	published, msgSent, msgRecv, received, dups, gaps, repaired, unrepairable,
 	acks, hbSent, hbRecv, pushPulls, rejoins, decodeErrs, outgrown atomic.Uint64
-	rejected atomic.Uint64
+	rejected, streamsRefused, streamsCut atomic.Uint64
 }
 
 // Start validates cfg, starts memberlist and tries the seeds in cfg.Join
@@ -92,27 +96,32 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	mc, err := cfg.memberlistConfig()
+	lw := &logWriter{l: cfg.Logger}
+	mc, err := cfg.memberlistConfig(lw)
 	if err != nil {
 		return nil, err
 	}
 	started := time.Now()
 	c := &Cluster{
 		cfg:         cfg,
+		lw:          lw,
 		started:     started,
 		wallAtStart: started.UnixNano(),
 		inc:         cmp.Or(cfg.incarnation, uint64(started.UnixNano())),
-		done:    make(chan struct{}),
-		kick:    make(chan struct{}, 1),
-		log:     newRecentLog(cfg.RecentLog),
-		streams: make(map[streamKey]*stream),
-		current: make(map[string]uint64),
-		peers:   make(map[string]*peer),
-		waiters: make(map[*ackWaiter]struct{}),
+		done:        make(chan struct{}),
+		kick:        make(chan struct{}, 1),
+		log:         newRecentLog(cfg.RecentLog),
+		streams:     make(map[streamKey]*stream),
+		current:     make(map[string]uint64),
+		peers:       make(map[string]*peer),
+		waiters:     make(map[*ackWaiter]struct{}),
 	}
 	c.numNodes.Store(1)
 	c.toTheDead = mc.GossipToTheDeadTime
 	c.keyring = mc.Keyring
+	lt := newLimitedTransport(mc.Transport, cfg.MaxStreams, cfg.MaxStreamsPerSource, cfg.MaxStreamBytes,
+		&c.st.streamsRefused, &c.st.streamsCut, cfg.Logger.Warn)
+	mc.Transport = lt
 	c.disp.init()
 	c.bq = &memberlist.TransmitLimitedQueue{
 		NumNodes:       func() int { return int(c.numNodes.Load()) },
@@ -123,6 +132,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	mc.Events = d
 	ml, err := memberlist.Create(mc)
 	if err != nil {
+		lt.Shutdown()
 		return nil, fmt.Errorf("gossip: start: %w", err)
 	}
 	c.ml = ml
@@ -143,7 +153,11 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 				break loop
 			case <-retry.C:
 			}
-			if n, _ := c.Join(ctx, cfg.Join); n > 0 {
+			n, err := c.Join(ctx, cfg.Join)
+			if ctx.Err() == nil {
+				c.noteJoin(n, err, cfg.Join)
+			}
+			if n > 0 {
 				break
 			}
 			retry.Reset(min(cfg.RejoinInterval, 200*time.Millisecond))
@@ -352,6 +366,9 @@ func (c *Cluster) Stats() Stats {
 		Outgrown:           c.st.outgrown.Load(),
 		DecodeErrors:       c.st.decodeErrs.Load(),
 		Rejected:           c.st.rejected.Load(),
+		StreamsRefused:     c.st.streamsRefused.Load(),
+		StreamsCut:         c.st.streamsCut.Load(),
+		MemberlistErrors:   c.lw.errors.Load(),
 		QueueLen:           c.bq.NumQueued(),
 	}
 }
@@ -499,6 +516,9 @@ func (c *Cluster) rejoinLoop() {
 		c.st.rejoins.Add(1)
 		n, err := c.ml.Join(seeds)
 		c.cfg.Logger.Debug("gossip: rejoin", "seeds", seeds, "joined", n, "err", err)
+		if len(seeds) == len(c.cfg.Join) {
+			c.noteJoin(n, err, seeds) // alone: every seed was tried
+		}
 	}
 }
 
@@ -546,4 +566,33 @@ func (c *Cluster) missingSeeds() []string {
 		}
 	}
 	return out
+}
+
+// joinWarnAfter failed join attempts in a row, noteJoin warns (then at most
+// once a minute).
+const joinWarnAfter = 5
+
+// noteJoin records a join attempt of every seed. A node whose seeds answer
+// TCP but refuse it (another key, another cluster name) used to log nothing:
+// memberlist reports the failure as an error of the attempt only, and the
+// seeds log the refusals on their side. After joinWarnAfter failures in a row
+// it says so, with the likely causes.
+func (c *Cluster) noteJoin(n int, err error, seeds []string) {
+	c.joinMu.Lock()
+	defer c.joinMu.Unlock()
+	if n > 0 {
+		c.joinFails = 0
+		return
+	}
+	c.joinFails++
+	if c.joinFails < joinWarnAfter || time.Since(c.joinWarned) < time.Minute {
+		return
+	}
+	c.joinWarned = time.Now()
+	keyed := "none (plaintext)"
+	if c.keyring != nil {
+		keyed = fmt.Sprintf("%d key(s)", len(c.keyring.GetKeys()))
+	}
+	c.cfg.Logger.Warn("gossip: cannot join any seed; likely causes: a different key on the seeds (all nodes need a common key: Keyring/SecretKey), a different cluster name (Cluster), or wrong seed addresses or a firewall",
+		"attempts", c.joinFails, "seeds", seeds, "cluster", c.cfg.Cluster, "keys", keyed, "last_err", err)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -43,6 +44,13 @@ type Config struct {
 	RejoinInterval        time.Duration // 0 = 2s: when a seed is not a member, Join the seeds again
 	RecentLog             int           // invalidations kept for repair and anti-entropy (all origins); 0 = 16384
 	FailedMemberRetention time.Duration // 0 = 10m: a failed (not left) member counts in Health.ExpectedPeers this long
+
+	// Bounds on the TCP listener (see limit.go: memberlist buffers up to
+	// 20 MiB of a stream before it checks the key). Streams over a cap are
+	// closed unread; each counts in Stats.StreamsRefused.
+	MaxStreams          int   // streams open at once; 0 = 64
+	MaxStreamsPerSource int   // streams open at once from one source address; 0 = 8
+	MaxStreamBytes      int64 // bytes one stream may deliver; 0 = 1 MiB
 
 	Transport Transport    // nil = real UDP/TCP sockets
 	Handler   Handler      // required
@@ -120,6 +128,8 @@ func (c *Config) validate() error {
 		return errors.New("gossip: intervals must not be negative")
 	case c.RecentLog < 0:
 		return errors.New("gossip: RecentLog must not be negative")
+	case c.MaxStreams < 0 || c.MaxStreamsPerSource < 0 || c.MaxStreamBytes < 0:
+		return errors.New("gossip: stream limits must not be negative")
 	}
 	return nil
 }
@@ -146,6 +156,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RecentLog == 0 {
 		c.RecentLog = 16384
+	}
+	if c.MaxStreams == 0 {
+		c.MaxStreams = defaultMaxStreams
+	}
+	if c.MaxStreamsPerSource == 0 {
+		c.MaxStreamsPerSource = defaultMaxStreamsPerSource
+	}
+	if c.MaxStreamBytes == 0 {
+		c.MaxStreamBytes = defaultMaxStreamBytes
 	}
 	if c.FailedMemberRetention == 0 {
 		c.FailedMemberRetention = 10 * time.Minute
@@ -199,7 +218,7 @@ func validKeyring(keys [][]byte) error {
 }
 
 // memberlistConfig builds memberlist's config; delegates are set by Start.
-func (c *Config) memberlistConfig() (*memberlist.Config, error) {
+func (c *Config) memberlistConfig(lw *logWriter) (*memberlist.Config, error) {
 	var mc *memberlist.Config
 	if c.Profile == Local {
 		mc = memberlist.DefaultLocalConfig()
@@ -239,10 +258,32 @@ func (c *Config) memberlistConfig() (*memberlist.Config, error) {
 		mc.GossipVerifyIncoming = true
 		mc.GossipVerifyOutgoing = true
 	}
+	mc.Logger = log.New(lw, "", 0)
 	if c.Transport != nil {
 		mc.Transport = c.Transport
+	} else {
+		// memberlist's own transport, made as memberlist.Create would (it
+		// retries a random port that turns out taken for UDP), so that the
+		// limits can wrap it.
+		nc := &memberlist.NetTransportConfig{BindAddrs: []string{mc.BindAddr}, BindPort: mc.BindPort, Logger: mc.Logger}
+		var nt *memberlist.NetTransport
+		var err error
+		for range map[bool]int{true: 10, false: 1}[mc.BindPort == 0] {
+			if nt, err = memberlist.NewNetTransport(nc); err == nil || !strings.Contains(err.Error(), "address already in use") {
+				break
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("gossip: could not set up network transport: %w", err)
+		}
+		if mc.BindPort == 0 {
+			mc.BindPort = nt.GetAutoBindPort()
+			if mc.AdvertisePort == 0 {
+				mc.AdvertisePort = mc.BindPort
+			}
+		}
+		mc.Transport = nt
 	}
-	mc.Logger = log.New(&logWriter{l: c.Logger}, "", 0)
 	mc.LogOutput = nil
 	return mc, nil
 }

@@ -17,6 +17,7 @@ func silenceCluster(name string, inc uint64, peers ...string) *Cluster {
 	c.disp.init()
 	c.cfg.Logger = slog.New(slog.DiscardHandler)
 	c.bq = &memberlist.TransmitLimitedQueue{NumNodes: func() int { return 2 }, RetransmitMult: 1}
+	c.lw = &logWriter{l: c.cfg.Logger}
 	return c
 }
 
