@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -184,6 +185,9 @@ type limitedConn struct {
 	src  string
 	left int64
 	once sync.Once
+
+	decided bool   // the head was checked
+	head    []byte // the stream's first bytes until then
 }
 
 func (c *limitedConn) Read(b []byte) (int, error) {
@@ -196,7 +200,43 @@ func (c *limitedConn) Read(b []byte) (int, error) {
 	}
 	n, err := c.Conn.Read(b)
 	c.left -= int64(n)
+	if !c.decided && n > 0 {
+		if c.head = append(c.head, b[:n]...); c.checkHead() {
+			c.left = 0
+			c.l.overLong.Add(1)
+			return 0, fmt.Errorf("%w: it announces more", errStreamTooLong)
+		}
+	}
 	return n, err
+}
+
+// checkHead looks at the start of the stream as memberlist will read it: an
+// optional label header (hasLabelMsg 244, length, label), then the message
+// type; for an encrypted one (encryptMsg 10), the length of what follows.
+// It reports whether that length is over MaxStreamBytes, so the stream is
+// cut before memberlist buffers any of it (decryptRemoteState reads all of
+// it before it checks the key).
+func (c *limitedConn) checkHead() (tooLong bool) {
+	h := c.head
+	off := 0
+	if len(h) > 0 && h[0] == 244 {
+		if len(h) < 2 {
+			return false
+		}
+		off = 2 + int(h[1])
+	}
+	if len(h) <= off {
+		return false
+	}
+	if h[off] != 10 { // not encrypted: only the byte budget applies
+		c.decided, c.head = true, nil
+		return false
+	}
+	if len(h) < off+5 {
+		return false
+	}
+	c.decided, c.head = true, nil
+	return int64(binary.BigEndian.Uint32(h[off+1:off+5])) > c.l.maxBytes
 }
 
 func (c *limitedConn) Close() error {

@@ -225,3 +225,5 @@ func goroutines() int {
 }
 
 func key32(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
+
+func runtimeGC() { runtime.GC(); runtime.GC() }

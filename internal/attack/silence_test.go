@@ -18,7 +18,7 @@ import (
 func forgedHeartbeat(cluster, from string, inc uint64, withSeq bool) []byte {
 	b := []byte{244, byte(len(cluster))}
 	b = append(b, cluster...)
-	b = append(b, 8)                    // memberlist userMsg
+	b = append(b, 8)                     // memberlist userMsg
 	b = append(b, 1, 2, byte(len(from))) // wire version 1, heartbeat, name
 	b = append(b, from...)
 	b = binary.AppendUvarint(b, inc) // incarnation
