@@ -3,9 +3,7 @@ package attack
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"testing"
@@ -144,48 +142,59 @@ func TestIdleFillConnectionFlood(t *testing.T) {
 			}()
 		}
 	}()
-	// Meanwhile a peer fills from the node (new connections included: the
-	// client's pool is emptied before every round), and writes go around.
-	fills0 := ms[0].n.Stats().FillServer.Requests
+	// Meanwhile the peer fills from the node, 16 keys at once (so it keeps
+	// dialing new connections: it pools 4), and writes go around.
+	st0, fc0 := ms[0].n.Stats().FillServer, ms[1].n.Stats().FillClient
 	rounds := 0
-	for {
+	for running := true; running; rounds++ {
 		select {
 		case <-attack:
+			running = false
 		default:
 		}
-		ms[1].n.Stats() // keep the compiler honest about ms[1]
-		for i := range 200 {
-			if _, err := ms[1].g.Get(t.Context(), fmt.Sprint("k", i)); err != nil {
-				t.Fatalf("a read on the peer during the flood: %v", err)
+		keys := make([]string, 16)
+		for i := range keys {
+			keys[i] = fmt.Sprint("k", (rounds*16+i)%200)
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+			err := ms[1].g.Invalidate(ctx, keys[i], 1, node.AckAll()) // gossip during the flood
+			cancel()
+			if err != nil {
+				t.Fatalf("gossip during the flood (AckAll): %v", err)
 			}
 		}
-		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-		err := ms[1].g.Invalidate(ctx, fmt.Sprint("k", rounds%200), 1, node.AckAll())
-		cancel()
-		if err != nil {
-			t.Fatalf("gossip during the flood (AckAll): %v", err)
+		var rw sync.WaitGroup
+		errs := make(chan error, len(keys))
+		for _, k := range keys {
+			rw.Add(1)
+			go func() {
+				defer rw.Done()
+				if _, err := ms[1].g.Get(t.Context(), k); err != nil {
+					errs <- err
+				}
+			}()
 		}
-		rounds++
-		select {
-		case <-attack:
-		default:
-			continue
+		rw.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatalf("a read on the peer during the flood: %v", err)
 		}
-		break
 	}
 	wg.Wait() // every attacking connection is dialed (and most closed)
 	close(done)
-	st := ms[0].n.Stats().FillServer
-	fc := ms[1].n.Stats().FillClient
+	st, fc := ms[0].n.Stats().FillServer, ms[1].n.Stats().FillClient
 	mu.Lock()
 	for _, c := range open {
 		c.Close()
 	}
 	mu.Unlock()
-	t.Logf("%d idle connections (%d dial errors), %d read rounds on the peer; owner: %d fills served, %d evicted, %d refused at the cap, %d closed idle; peer: %d fills, %d dial errors, %d io errors",
-		total, dialErrs, rounds, st.Requests-fills0, st.Evicted, st.RefusedConns, st.IdleClosed, fc.Fills, fc.DialErrors, fc.IOErrors)
-	if st.Requests == fills0 {
-		t.Error("the owner served no fill during the flood")
+	t.Logf("%d idle connections (%d dial errors), %d rounds of 16 writes and 16 parallel reads on the peer; owner: %d fills served, %d evicted, %d refused at the cap, %d closed idle; peer: %d fills, %d new connections, %d dial, %d io, %d timeout errors",
+		total, dialErrs, rounds, st.Requests-st0.Requests, st.Evicted, st.RefusedConns, st.IdleClosed,
+		fc.Fills-fc0.Fills, fc.Dials-fc0.Dials, fc.DialErrors-fc0.DialErrors, fc.IOErrors-fc0.IOErrors, fc.TimeoutErrors-fc0.TimeoutErrors)
+	if st.Requests == st0.Requests || fc.Dials == fc0.Dials {
+		t.Error("the owner served no fill, or the peer opened no connection, during the flood")
+	}
+	if d := (fc.DialErrors + fc.IOErrors + fc.TimeoutErrors) - (fc0.DialErrors + fc0.IOErrors + fc0.TimeoutErrors); d > 0 {
+		t.Errorf("%d of the peer's fills failed during the flood", d)
 	}
 	if st.Evicted == 0 {
 		t.Error("no connection was evicted: the cap was never reached")
@@ -196,6 +205,4 @@ func TestIdleFillConnectionFlood(t *testing.T) {
 	waitFor(t, 15*time.Second, "goroutines back to their count before the flood", func() bool { return goroutines() <= g0+5 })
 	runtimeGC()
 	t.Logf("RSS %s before, %s after; goroutines %d before, %d after", mib(rss0), mib(rssBytes(t)), g0, goroutines())
-	_ = errors.Is
-	_ = io.EOF
 }
