@@ -80,21 +80,25 @@ func TestRollingKeyRotation(t *testing.T) {
 			writes.Add(1)
 		}
 	}()
-	// Each round is applied on every node, then writes run for a while
-	// (at least 20, and two push/pull intervals) before the next.
+	// A rolling rotation: each round is applied one node at a time, with
+	// writes running in between (at least 10, and a push/pull interval),
+	// and completes on every node before the next round starts.
+	settle := func(what string) {
+		from, until := writes.Load(), time.Now().Add(300*time.Millisecond)
+		for writes.Load() < from+10 || time.Now().Before(until) {
+			select {
+			case err := <-failed:
+				t.Fatalf("%s: %v", what, err)
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}
 	round := func(name string, keys [][]byte) {
 		for _, m := range ms {
 			if err := m.n.SetKeyring(keys); err != nil {
 				t.Fatalf("%s on %s: %v", name, m.n.Name(), err)
 			}
-		}
-		from, until := writes.Load(), time.Now().Add(700*time.Millisecond)
-		for writes.Load() < from+20 || time.Now().Before(until) {
-			select {
-			case err := <-failed:
-				t.Fatalf("during the %s round: %v", name, err)
-			case <-time.After(5 * time.Millisecond):
-			}
+			settle(name + " applied up to " + m.n.Name())
 		}
 		t.Logf("%s: %d writes so far", name, writes.Load())
 	}
