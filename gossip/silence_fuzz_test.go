@@ -59,7 +59,7 @@ func FuzzNoMemberSilenced(f *testing.F) {
 		}
 		c.peers["a"].state = "alive"
 		before := c.peers["a"].spoke
-		c.handleMessage((&heartbeatMsg{From: "a", Incarnation: inc, To: self, Seq: math.MaxUint64}).encode())
+		c.handleMessage((&heartbeatMsg{From: "a", Incarnation: inc, To: c.inc, Seq: math.MaxUint64}).encode()) // c.inc: a forged vector may have made this node outgrow its own
 		if !c.peers["a"].spoke.After(before) {
 			t.Fatal("a's heartbeat at its new incarnation did not count")
 		}
@@ -67,6 +67,17 @@ func FuzzNoMemberSilenced(f *testing.F) {
 		c.handleMessage(batchFrom("a", inc, 1<<50, true))
 		if queuedAcks(c) != acks+1 {
 			t.Fatalf("a's batch at incarnation %d was not acknowledged (current %d)", inc, c.current["a"])
+		}
+		// A batch of an old incarnation nobody tracks is dropped, and so
+		// must not be acknowledged.
+		old := uint64(2)
+		for c.streams[streamKey{"a", old}] != nil {
+			old++
+		}
+		acks = queuedAcks(c)
+		c.handleMessage(batchFrom("a", old, 1, true))
+		if queuedAcks(c) != acks {
+			t.Fatalf("a dropped batch (incarnation %d, current %d) was acknowledged", old, c.current["a"])
 		}
 	})
 }
