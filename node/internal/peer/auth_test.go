@@ -301,6 +301,9 @@ func sendFrames(t *testing.T, addr string, frames [][]byte) int {
 // same key, and (within one connection) the sealed frame twice. Every node
 // refuses it and no handler runs again. Catches the 30 s replay window of the
 // HMAC protocol, where a captured request was accepted by any node.
+// Checked under CPU load (see the common brief) with
+//
+//	go test -race -count=50 -run 'TestReplayedFrameRefused|TestRedirectedConnectionRefused|TestKeyringRotation' ./node/internal/peer/
 func TestReplayedFrameRefused(t *testing.T) {
 	key := []byte("cluster key")
 	ha, hb, hc := &countingHandler{}, &countingHandler{}, &countingHandler{}
