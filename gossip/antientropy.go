@@ -57,6 +57,10 @@ func (c *Cluster) mergeState(buf []byte) {
 	var again []Invalidation
 	c.mu.Lock()
 	for _, v := range m.Vector {
+		if !c.plausible(v.Incarnation) {
+			c.rejectLocked("state vector", v.Origin, v.Incarnation)
+			continue
+		}
 		if v.Origin == c.cfg.Name {
 			if v.Incarnation > c.inc {
 				again = c.outgrowLocked(v.Incarnation)
@@ -93,7 +97,7 @@ func (c *Cluster) outgrowLocked(seen uint64) []Invalidation {
 	}
 	c.cfg.Logger.Warn("gossip: the cluster remembers a newer incarnation of this node (did the clock step back?); taking a newer one",
 		"incarnation", c.inc, "remembered", seen, "republish", len(again))
-	c.inc, c.seq = seen+1, 0
+	c.inc, c.seq, c.hbSeq = seen+1, 0, 0
 	c.st.outgrown.Add(1)
 	return again
 }

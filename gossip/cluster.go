@@ -17,6 +17,7 @@ import (
 // Cluster is this node's membership in a nearcache gossip cluster.
 type Cluster struct {
 	cfg  Config
+	lw   *logWriter
 	ml   *memberlist.Memberlist
 	bq   *memberlist.TransmitLimitedQueue
 	done chan struct{}
@@ -24,6 +25,9 @@ type Cluster struct {
 	wg   sync.WaitGroup
 
 	toTheDead time.Duration // memberlist's GossipToTheDeadTime
+
+	keyring *memberlist.Keyring // nil = plaintext
+	keyMu   sync.Mutex          // serialises SetKeyring
 
 	closeOnce sync.Once
 	numNodes  atomic.Int64 // live members incl. self, for the broadcast queue
@@ -38,6 +42,7 @@ type Cluster struct {
 	self     memberlist.Node
 	inc      uint64 // incarnation: start time in unix nanos, or past the cluster's memory (see outgrowLocked)
 	seq      uint64 // last seq published in inc
+	hbSeq    uint64 // last heartbeatMsg.Seq sent in inc
 	log      *recentLog
 	streams  map[streamKey]*stream
 	current  map[string]uint64 // origin -> newest incarnation seen
@@ -45,6 +50,15 @@ type Cluster struct {
 	everPeer bool
 	synced   bool
 	waiters  map[*ackWaiter]struct{}
+
+	started     time.Time // Start, with its monotonic reading
+	wallAtStart int64     // the wall clock at Start, unix nanos (see plausible)
+
+	joinMu         sync.Mutex
+	joinFails      int       // join attempts in a row that reached no seed
+	joinWarned     time.Time // last noteJoin WARN
+	rejectLogged   time.Time // last rejectLocked log line
+	rejectLoggedAt uint64    // counters.rejected then
 }
 
 type peer struct {
@@ -54,12 +68,22 @@ type peer struct {
 	lastHeard time.Time       // its stream (batch or heartbeat) or its join
 	spoke     time.Time       // its last heartbeat naming our incarnation: it counts us, this process, as a live member
 	inc       uint64          // the highest incarnation heard from it (its batches, heartbeats)
-	leaving   bool            // it announced a graceful leave
+	hbInc     uint64          // incarnation of the last heartbeat taken as news of it
+	hbSeq     uint64          // heartbeatMsg.Seq of that heartbeat: a lower or equal one is a replay or late
+	leaving   uint64          // the incarnation it announced a graceful leave of (0: none)
 }
+
+// leftGracefully reports whether p announced a leave of the incarnation this
+// node heard from it. A leave naming another incarnation (a replay of an
+// earlier life's leave, or a forgery) does not count: a member counted as
+// left is no longer waited for by AckAll writes, so an accepted forgery would
+// let writes succeed without it.
+func (p *peer) leftGracefully() bool { return p.leaving != 0 && p.leaving == p.inc }
 
 type counters struct {
 	published, msgSent, msgRecv, received, dups, gaps, repaired, unrepairable,
 	acks, hbSent, hbRecv, pushPulls, rejoins, decodeErrs, outgrown atomic.Uint64
+	rejected, streamsRefused, streamsCut atomic.Uint64
 }
 
 // Start validates cfg, starts memberlist and tries the seeds in cfg.Join
@@ -72,23 +96,32 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	mc, err := cfg.memberlistConfig()
+	lw := &logWriter{l: cfg.Logger}
+	mc, err := cfg.memberlistConfig(lw)
 	if err != nil {
 		return nil, err
 	}
+	started := time.Now()
 	c := &Cluster{
-		cfg:     cfg,
-		inc:     cmp.Or(cfg.incarnation, uint64(time.Now().UnixNano())),
-		done:    make(chan struct{}),
-		kick:    make(chan struct{}, 1),
-		log:     newRecentLog(cfg.RecentLog),
-		streams: make(map[streamKey]*stream),
-		current: make(map[string]uint64),
-		peers:   make(map[string]*peer),
-		waiters: make(map[*ackWaiter]struct{}),
+		cfg:         cfg,
+		lw:          lw,
+		started:     started,
+		wallAtStart: started.UnixNano(),
+		inc:         cmp.Or(cfg.incarnation, uint64(started.UnixNano())),
+		done:        make(chan struct{}),
+		kick:        make(chan struct{}, 1),
+		log:         newRecentLog(cfg.RecentLog),
+		streams:     make(map[streamKey]*stream),
+		current:     make(map[string]uint64),
+		peers:       make(map[string]*peer),
+		waiters:     make(map[*ackWaiter]struct{}),
 	}
 	c.numNodes.Store(1)
 	c.toTheDead = mc.GossipToTheDeadTime
+	c.keyring = mc.Keyring
+	lt := newLimitedTransport(mc.Transport, cfg.MaxStreams, cfg.MaxStreamsPerSource, cfg.MaxStreamBytes,
+		&c.st.streamsRefused, &c.st.streamsCut, cfg.Logger.Warn)
+	mc.Transport = lt
 	c.disp.init()
 	c.bq = &memberlist.TransmitLimitedQueue{
 		NumNodes:       func() int { return int(c.numNodes.Load()) },
@@ -99,6 +132,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	mc.Events = d
 	ml, err := memberlist.Create(mc)
 	if err != nil {
+		lt.Shutdown()
 		return nil, fmt.Errorf("gossip: start: %w", err)
 	}
 	c.ml = ml
@@ -119,7 +153,11 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 				break loop
 			case <-retry.C:
 			}
-			if n, _ := c.Join(ctx, cfg.Join); n > 0 {
+			n, err := c.Join(ctx, cfg.Join)
+			if ctx.Err() == nil {
+				c.noteJoin(n, err, cfg.Join)
+			}
+			if n > 0 {
 				break
 			}
 			retry.Reset(min(cfg.RejoinInterval, 200*time.Millisecond))
@@ -327,6 +365,10 @@ func (c *Cluster) Stats() Stats {
 		Rejoins:            c.st.rejoins.Load(),
 		Outgrown:           c.st.outgrown.Load(),
 		DecodeErrors:       c.st.decodeErrs.Load(),
+		Rejected:           c.st.rejected.Load(),
+		StreamsRefused:     c.st.streamsRefused.Load(),
+		StreamsCut:         c.st.streamsCut.Load(),
+		MemberlistErrors:   c.lw.errors.Load(),
 		QueueLen:           c.bq.NumQueued(),
 	}
 }
@@ -414,7 +456,8 @@ func (c *Cluster) heartbeatLoop() {
 		for i := range targets {
 			// Each recipient is told which of its incarnations this node
 			// counts as live (see heartbeatMsg.To).
-			hb := heartbeatMsg{From: c.cfg.Name, Incarnation: c.inc, LastSeq: c.seq}
+			c.hbSeq++
+			hb := heartbeatMsg{From: c.cfg.Name, Incarnation: c.inc, LastSeq: c.seq, Seq: c.hbSeq}
 			if p := c.peers[targets[i].Name]; p != nil && p.state == "alive" {
 				hb.To = p.inc
 			}
@@ -473,6 +516,9 @@ func (c *Cluster) rejoinLoop() {
 		c.st.rejoins.Add(1)
 		n, err := c.ml.Join(seeds)
 		c.cfg.Logger.Debug("gossip: rejoin", "seeds", seeds, "joined", n, "err", err)
+		if len(seeds) == len(c.cfg.Join) {
+			c.noteJoin(n, err, seeds) // alone: every seed was tried
+		}
 	}
 }
 
@@ -520,4 +566,33 @@ func (c *Cluster) missingSeeds() []string {
 		}
 	}
 	return out
+}
+
+// joinWarnAfter failed join attempts in a row, noteJoin warns (then at most
+// once a minute).
+const joinWarnAfter = 5
+
+// noteJoin records a join attempt of every seed. A node whose seeds answer
+// TCP but refuse it (another key, another cluster name) used to log nothing:
+// memberlist reports the failure as an error of the attempt only, and the
+// seeds log the refusals on their side. After joinWarnAfter failures in a row
+// it says so, with the likely causes.
+func (c *Cluster) noteJoin(n int, err error, seeds []string) {
+	c.joinMu.Lock()
+	defer c.joinMu.Unlock()
+	if n > 0 {
+		c.joinFails = 0
+		return
+	}
+	c.joinFails++
+	if c.joinFails < joinWarnAfter || time.Since(c.joinWarned) < time.Minute {
+		return
+	}
+	c.joinWarned = time.Now()
+	keyed := "none (plaintext)"
+	if c.keyring != nil {
+		keyed = fmt.Sprintf("%d key(s)", len(c.keyring.GetKeys()))
+	}
+	c.cfg.Logger.Warn("gossip: cannot join any seed; likely causes: a different key on the seeds (all nodes need a common key: Keyring/SecretKey), a different cluster name (Cluster), or wrong seed addresses or a firewall",
+		"attempts", c.joinFails, "seeds", seeds, "cluster", c.cfg.Cluster, "keys", keyed, "last_err", err)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -28,8 +29,13 @@ type Config struct {
 	AdvertisePort int      // 0 = the bound port
 	Join          []string // seeds "host:port"; DNS names re-resolved on every attempt; empty = start alone
 	SecretKey     []byte   // nil = plaintext; 16, 24 or 32 bytes = AES-GCM gossip encryption, unencrypted peers refused
-	Meta          []byte   // node metadata, <= 512 bytes (memberlist MetaMaxSize)
-	Profile       Profile  // LAN (default) or Local
+	// Keyring holds several keys (16, 24 or 32 bytes each): packets under
+	// any of them are accepted, the first (the primary) encrypts what this
+	// node sends. It is SecretKey for rotation (see Cluster.SetKeyring); set
+	// one or the other. Empty = SecretKey.
+	Keyring [][]byte
+	Meta    []byte  // node metadata, <= 512 bytes (memberlist MetaMaxSize)
+	Profile Profile // LAN (default) or Local
 
 	GossipInterval        time.Duration // 0 = the profile's (200ms LAN, 100ms Local)
 	PushPullInterval      time.Duration // 0 = 10s (LAN) / 2s (Local)
@@ -38,6 +44,13 @@ type Config struct {
 	RejoinInterval        time.Duration // 0 = 2s: when a seed is not a member, Join the seeds again
 	RecentLog             int           // invalidations kept for repair and anti-entropy (all origins); 0 = 16384
 	FailedMemberRetention time.Duration // 0 = 10m: a failed (not left) member counts in Health.ExpectedPeers this long
+
+	// Bounds on the TCP listener (see limit.go: memberlist buffers up to
+	// 20 MiB of a stream before it checks the key). Streams over a cap are
+	// closed unread; each counts in Stats.StreamsRefused.
+	MaxStreams          int   // streams open at once; 0 = 64
+	MaxStreamsPerSource int   // streams open at once from one source address; 0 = 8
+	MaxStreamBytes      int64 // bytes one stream may deliver; 0 = 1 MiB
 
 	Transport Transport    // nil = real UDP/TCP sockets
 	Handler   Handler      // required
@@ -102,6 +115,10 @@ func (c *Config) validate() error {
 		return errors.New("gossip: AdvertisePort must be between 0 and 65535")
 	case c.SecretKey != nil && len(c.SecretKey) != 16 && len(c.SecretKey) != 24 && len(c.SecretKey) != 32:
 		return errors.New("gossip: SecretKey must be 16, 24 or 32 bytes")
+	case c.SecretKey != nil && len(c.Keyring) > 0:
+		return errors.New("gossip: set SecretKey or Keyring, not both")
+	case validKeyring(c.Keyring) != nil:
+		return validKeyring(c.Keyring)
 	case len(c.Meta) > MaxMetaLen:
 		return fmt.Errorf("gossip: Meta must be at most %d bytes", MaxMetaLen)
 	case c.Profile != LAN && c.Profile != Local:
@@ -111,6 +128,8 @@ func (c *Config) validate() error {
 		return errors.New("gossip: intervals must not be negative")
 	case c.RecentLog < 0:
 		return errors.New("gossip: RecentLog must not be negative")
+	case c.MaxStreams < 0 || c.MaxStreamsPerSource < 0 || c.MaxStreamBytes < 0:
+		return errors.New("gossip: stream limits must not be negative")
 	}
 	return nil
 }
@@ -138,6 +157,15 @@ func (c Config) withDefaults() Config {
 	if c.RecentLog == 0 {
 		c.RecentLog = 16384
 	}
+	if c.MaxStreams == 0 {
+		c.MaxStreams = defaultMaxStreams
+	}
+	if c.MaxStreamsPerSource == 0 {
+		c.MaxStreamsPerSource = defaultMaxStreamsPerSource
+	}
+	if c.MaxStreamBytes == 0 {
+		c.MaxStreamBytes = defaultMaxStreamBytes
+	}
 	if c.FailedMemberRetention == 0 {
 		c.FailedMemberRetention = 10 * time.Minute
 	}
@@ -146,11 +174,51 @@ func (c Config) withDefaults() Config {
 	}
 	c.Join = append([]string(nil), c.Join...)
 	c.Meta = append([]byte(nil), c.Meta...)
+	c.Keyring = cloneKeys(c.Keyring)
 	return c
 }
 
+// keys returns the keyring in use: Keyring, or SecretKey alone.
+func (c *Config) keys() [][]byte {
+	if len(c.Keyring) > 0 {
+		return c.Keyring
+	}
+	if c.SecretKey != nil {
+		return [][]byte{c.SecretKey}
+	}
+	return nil
+}
+
+func cloneKeys(keys [][]byte) [][]byte {
+	if keys == nil {
+		return nil
+	}
+	out := make([][]byte, len(keys))
+	for i, k := range keys {
+		out[i] = append([]byte(nil), k...)
+	}
+	return out
+}
+
+// validKeyring checks every key's length and that none repeats.
+func validKeyring(keys [][]byte) error {
+	for i, k := range keys {
+		switch len(k) {
+		case 16, 24, 32:
+		default:
+			return fmt.Errorf("gossip: Keyring key %d is %d bytes, must be 16, 24 or 32", i, len(k))
+		}
+		for j := range i {
+			if string(keys[j]) == string(k) {
+				return fmt.Errorf("gossip: Keyring keys %d and %d are the same", j, i)
+			}
+		}
+	}
+	return nil
+}
+
 // memberlistConfig builds memberlist's config; delegates are set by Start.
-func (c *Config) memberlistConfig() (*memberlist.Config, error) {
+func (c *Config) memberlistConfig(lw *logWriter) (*memberlist.Config, error) {
 	var mc *memberlist.Config
 	if c.Profile == Local {
 		mc = memberlist.DefaultLocalConfig()
@@ -181,8 +249,8 @@ func (c *Config) memberlistConfig() (*memberlist.Config, error) {
 			mc.ProbeTimeout = c.ProbeInterval
 		}
 	}
-	if c.SecretKey != nil {
-		kr, err := memberlist.NewKeyring(nil, c.SecretKey)
+	if keys := c.keys(); len(keys) > 0 {
+		kr, err := memberlist.NewKeyring(keys[1:], keys[0])
 		if err != nil {
 			return nil, fmt.Errorf("gossip: keyring: %w", err)
 		}
@@ -190,10 +258,32 @@ func (c *Config) memberlistConfig() (*memberlist.Config, error) {
 		mc.GossipVerifyIncoming = true
 		mc.GossipVerifyOutgoing = true
 	}
+	mc.Logger = log.New(lw, "", 0)
 	if c.Transport != nil {
 		mc.Transport = c.Transport
+	} else {
+		// memberlist's own transport, made as memberlist.Create would (it
+		// retries a random port that turns out taken for UDP), so that the
+		// limits can wrap it.
+		nc := &memberlist.NetTransportConfig{BindAddrs: []string{mc.BindAddr}, BindPort: mc.BindPort, Logger: mc.Logger}
+		var nt *memberlist.NetTransport
+		var err error
+		for range map[bool]int{true: 10, false: 1}[mc.BindPort == 0] {
+			if nt, err = memberlist.NewNetTransport(nc); err == nil || !strings.Contains(err.Error(), "address already in use") {
+				break
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("gossip: could not set up network transport: %w", err)
+		}
+		if mc.BindPort == 0 {
+			mc.BindPort = nt.GetAutoBindPort()
+			if mc.AdvertisePort == 0 {
+				mc.AdvertisePort = mc.BindPort
+			}
+		}
+		mc.Transport = nt
 	}
-	mc.Logger = log.New(&logWriter{l: c.Logger}, "", 0)
 	mc.LogOutput = nil
 	return mc, nil
 }

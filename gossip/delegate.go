@@ -58,14 +58,14 @@ func (c *Cluster) memberEvent(n *memberlist.Node, alive bool) {
 	p.node = copyNode(n)
 	switch {
 	case alive && p.state != "alive" && p.state != "":
-		p.state, p.since, p.lastHeard, p.leaving = "alive", now, now, false // back after a leave or failure
+		p.state, p.since, p.lastHeard, p.leaving = "alive", now, now, 0 // back after a leave or failure
 		c.everPeer = true
 	case alive && p.state == "":
 		p.state, p.since, p.lastHeard = "alive", now, now // first seen (its leave may already be announced)
 		c.everPeer = true
 	case !alive:
 		p.state, p.since = "dead", now
-		if p.leaving || n.State == memberlist.StateLeft {
+		if p.leftGracefully() || n.State == memberlist.StateLeft {
 			p.state = "left"
 			for w := range c.waiters {
 				w.dropLocked(n.Name)
@@ -113,8 +113,12 @@ func (c *Cluster) handleMessage(b []byte) {
 	}
 	switch m := m.(type) {
 	case *batchMsg:
-		c.receiveLog(&m.Log, true) // queues the delivery itself
-		if m.Flags&flagAck != 0 && len(m.Log.Entries) > 0 {
+		_, taken := c.receiveLogTaken(&m.Log, true) // queues the delivery itself
+		// Acknowledge only what this node applied (now or before): an ack
+		// for a batch it dropped (an incarnation it does not track, one
+		// refused as implausible) would let the origin's AckAll write return
+		// while this node keeps serving the old value (issue 12).
+		if taken && m.Flags&flagAck != 0 && len(m.Log.Entries) > 0 {
 			ack := &ackMsg{From: c.cfg.Name, Incarnation: m.Log.Incarnation,
 				First: m.Log.Entries[0].Seq, Last: m.Log.Entries[len(m.Log.Entries)-1].Seq}
 			c.disp.ack(m.Log.Origin, ack.encode())
@@ -187,26 +191,42 @@ func (c *Cluster) findStreamLocked(origin string, inc, base uint64) *stream {
 // receiveLog records l's entries and returns the ones seen for the first
 // time. fromOrigin: l came from its origin (freshness).
 func (c *Cluster) receiveLog(l *originLog, fromOrigin bool) []Invalidation {
+	fresh, _ := c.receiveLogTaken(l, fromOrigin)
+	return fresh
+}
+
+// receiveLogTaken is receiveLog that also reports whether every entry of l
+// is now applied here (fresh, or seen before in a stream this node tracks):
+// only then may l be acknowledged.
+func (c *Cluster) receiveLogTaken(l *originLog, fromOrigin bool) (fresh []Invalidation, taken bool) {
 	if l.Origin == c.cfg.Name || len(l.Entries) == 0 {
-		return nil
+		return nil, false
 	}
 	now := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if fromOrigin {
-		if p := c.peers[l.Origin]; p != nil && p.state == "alive" {
-			// A batch is sent to the recently dead too: it says the origin
-			// is alive, not that it counts this node as a member.
-			p.lastHeard = now
-			c.noteIncLocked(p, l.Incarnation)
-		}
+	if !c.plausible(l.Incarnation) {
+		c.rejectLocked("batch", l.Origin, l.Incarnation)
+		return nil, false
 	}
 	s := c.streamForLocked(l.Origin, l.Incarnation, l.Entries[0].Seq-1)
 	if s == nil {
 		c.st.dups.Add(uint64(len(l.Entries)))
-		return nil
+		return nil, false
 	}
-	var fresh []Invalidation
+	defer func() {
+		// A batch is sent to the recently dead too: it says the origin is
+		// alive, not that it counts this node as a member. Only one that
+		// brought something new says so: a replayed batch is all
+		// duplicates, and must not keep a dead origin looking fresh.
+		if fromOrigin && len(fresh) > 0 {
+			if p := c.peers[l.Origin]; p != nil && p.state == "alive" {
+				p.lastHeard = now
+				c.noteIncLocked(p, l.Incarnation)
+			}
+		}
+	}()
+	taken = true
 	for _, e := range l.Entries {
 		ok, repaired, gaps := s.receive(e.Seq)
 		if !ok {
@@ -230,7 +250,7 @@ func (c *Cluster) receiveLog(l *originLog, fromOrigin bool) []Invalidation {
 	// Lock order c.mu -> disp.mu; the dispatch loop never holds disp.mu while
 	// taking c.mu.
 	c.disp.deliver(fresh)
-	return fresh
+	return fresh, taken
 }
 
 func (c *Cluster) receiveHeartbeat(m *heartbeatMsg) {
@@ -241,7 +261,19 @@ func (c *Cluster) receiveHeartbeat(m *heartbeatMsg) {
 	now := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if !c.plausible(m.Incarnation) {
+		c.rejectLocked("heartbeat", m.From, m.Incarnation)
+		return
+	}
 	if p := c.peers[m.From]; p != nil && p.state == "alive" {
+		// News of its sender only if newer than the last heartbeat taken
+		// from it: a replayed (or late) one says nothing about now.
+		switch {
+		case m.Incarnation < p.hbInc, m.Incarnation == p.hbInc && m.Seq <= p.hbSeq:
+			c.st.rejected.Add(1)
+			return
+		}
+		p.hbInc, p.hbSeq = m.Incarnation, m.Seq
 		p.lastHeard = now
 		if m.To == c.inc {
 			p.spoke = now // it counts this process as a live member: it will wait for our acks
@@ -258,7 +290,7 @@ func (c *Cluster) receiveHeartbeat(m *heartbeatMsg) {
 // at once, naming it: it needs one from every live peer before it trusts its
 // cache.
 func (c *Cluster) noteIncLocked(p *peer, inc uint64) {
-	if inc <= p.inc {
+	if inc <= p.inc || !c.plausible(inc) {
 		return
 	}
 	p.inc = inc
@@ -278,18 +310,72 @@ func (c *Cluster) receiveLeaving(m *leavingMsg, raw []byte) {
 		return
 	}
 	c.mu.Lock()
+	if !c.plausible(m.Incarnation) || m.Incarnation == 0 {
+		c.rejectLocked("leave", m.From, m.Incarnation)
+		c.mu.Unlock()
+		return
+	}
 	p := c.peers[m.From]
 	if p == nil {
 		p = &peer{}
 		c.peers[m.From] = p
 	}
-	first := !p.leaving && p.state != "left"
-	p.leaving = true
-	if p.state == "dead" {
+	if p.inc != 0 && m.Incarnation != p.inc {
+		// The leave of another life of that member (replayed), or forged:
+		// it must not make a failure of the live one look like a leave.
+		c.rejectLocked("leave of another incarnation", m.From, m.Incarnation)
+		c.mu.Unlock()
+		return
+	}
+	first := p.leaving != m.Incarnation && p.state != "left"
+	p.leaving = m.Incarnation
+	if p.state == "dead" && p.leftGracefully() {
 		p.state = "left"
+		for w := range c.waiters {
+			w.dropLocked(m.From)
+		}
 	}
 	c.mu.Unlock()
 	if first {
 		c.bq.QueueBroadcast(&broadcast{name: "\x00leaving\x00" + m.From, msg: raw})
 	}
 }
+
+// maxIncarnationAhead is how far ahead of this node's wall clock another
+// member's incarnation may be. Incarnations are start times in unix nanos
+// (or one past a remembered one, see outgrowLocked), so a real one is ahead
+// of this clock by no more than the clock difference between the two hosts:
+// milliseconds under NTP, seconds for a VM resumed with a stale clock. Ten
+// minutes is far more than that, and small enough that a forged incarnation
+// (2^64-1 in issue 12) cannot be used: one past it is out of reach for the
+// real member, which could never outgrow it and whose every batch would then
+// be dropped as old. A forgery inside the window is outgrown by the member
+// at its next push/pull (it hears of it in a state vector), at the cost of
+// republishing its recent log; its batches are not acknowledged meanwhile.
+// A node whose clock is more than ten minutes behind its peers' refuses their
+// messages and says so in a WARN.
+const maxIncarnationAhead = 10 * time.Minute
+
+// plausible reports whether inc is not implausibly far in the future. The
+// local clock is the wall clock read at Start plus the monotonic time since,
+// so a step of this host's clock after Start moves nothing.
+func (c *Cluster) plausible(inc uint64) bool {
+	now := c.wallAtStart + int64(time.Since(c.started))
+	return now <= 0 || inc <= uint64(now)+uint64(maxIncarnationAhead)
+}
+
+// rejectLocked counts a refused message (or part of one) and logs it at most
+// once per rejectLogEvery, with how many were refused since.
+func (c *Cluster) rejectLocked(what, origin string, inc uint64) {
+	n := c.st.rejected.Add(1)
+	now := time.Now()
+	if now.Sub(c.rejectLogged) < rejectLogEvery {
+		return
+	}
+	c.cfg.Logger.Warn("gossip: refused a message (an incarnation implausibly far ahead of this clock, or a leave of another incarnation); a forgery, or this host's clock is far behind",
+		"what", what, "origin", origin, "incarnation", inc, "local_clock", c.wallAtStart+int64(time.Since(c.started)),
+		"refused_since_last_log", n-c.rejectLoggedAt)
+	c.rejectLogged, c.rejectLoggedAt = now, n
+}
+
+const rejectLogEvery = 10 * time.Second

@@ -8,7 +8,8 @@ import (
 // bareCluster is a Cluster with only what receiveHeartbeat and SilentSince
 // use: no memberlist, no sockets.
 func bareCluster(name string, inc uint64, peers ...string) *Cluster {
-	c := &Cluster{cfg: Config{Name: name}, inc: inc, kick: make(chan struct{}, 1),
+	now := time.Now()
+	c := &Cluster{cfg: Config{Name: name}, inc: inc, kick: make(chan struct{}, 1), started: now, wallAtStart: now.UnixNano(),
 		streams: map[streamKey]*stream{}, current: map[string]uint64{}, peers: map[string]*peer{}}
 	for _, p := range peers {
 		c.peers[p] = &peer{state: "alive"}
@@ -27,8 +28,8 @@ func TestHeartbeatCountsOnlyWhenItNamesThisIncarnation(t *testing.T) {
 	const us, prev = 2000, 1000
 	c := bareCluster("b", us, "a")
 	mark := time.Now().Add(-time.Millisecond)
-	for _, to := range []uint64{0, prev, us + 1} {
-		c.receiveHeartbeat(&heartbeatMsg{From: "a", Incarnation: 7, LastSeq: 0, To: to})
+	for i, to := range []uint64{0, prev, us + 1} {
+		c.receiveHeartbeat(&heartbeatMsg{From: "a", Incarnation: 7, LastSeq: 0, To: to, Seq: uint64(i + 1)})
 		if got := c.SilentSince(mark); got != 1 {
 			t.Fatalf("heartbeat naming incarnation %d (ours is %d): SilentSince = %d, want 1", to, us, got)
 		}
@@ -36,7 +37,7 @@ func TestHeartbeatCountsOnlyWhenItNamesThisIncarnation(t *testing.T) {
 	if c.peers["a"].lastHeard.Before(mark) {
 		t.Error("a heartbeat that does not name us still says its sender is alive: lastHeard not updated")
 	}
-	c.receiveHeartbeat(&heartbeatMsg{From: "a", Incarnation: 7, To: us})
+	c.receiveHeartbeat(&heartbeatMsg{From: "a", Incarnation: 7, To: us, Seq: 4})
 	if got := c.SilentSince(mark); got != 0 {
 		t.Fatalf("heartbeat naming our incarnation: SilentSince = %d, want 0", got)
 	}
@@ -68,7 +69,7 @@ func TestHeartbeatNamesWhatItKnows(t *testing.T) {
 }
 
 func TestHeartbeatWireCarriesTo(t *testing.T) {
-	m := &heartbeatMsg{From: "n1", Incarnation: 1 << 60, LastSeq: 42, To: 1<<60 + 7}
+	m := &heartbeatMsg{From: "n1", Incarnation: 1 << 60, LastSeq: 42, To: 1<<60 + 7, Seq: 9}
 	got, err := decodeMessage(m.encode())
 	if err != nil {
 		t.Fatal(err)

@@ -118,7 +118,11 @@ type Stats struct {
 	Rejoins            uint64 // rejoin attempts
 	Outgrown           uint64 // times this node took an incarnation past one the cluster remembered (the clock stepped back across a restart)
 	DecodeErrors       uint64
-	QueueLen           int // gossip retransmission queue length
+	Rejected           uint64 // well-formed messages or parts refused: an implausible incarnation, a stale leave, a replayed heartbeat
+	StreamsRefused     uint64 // TCP streams closed unread: over MaxStreams or MaxStreamsPerSource
+	StreamsCut         uint64 // TCP streams cut at MaxStreamBytes
+	MemberlistErrors   uint64 // memberlist's WARN and ERR lines, mostly refused packets and streams (a wrong key or cluster name, a flood); each kind logged at most once per 10s
+	QueueLen           int    // gossip retransmission queue length
 }
 
 // AckError is returned by PublishAcked when members did not acknowledge

@@ -85,6 +85,12 @@ type heartbeatMsg struct {
 	// sends it every batch); 0 otherwise. A restarted node trusts its cache
 	// only once every live peer has named its new incarnation here.
 	To uint64
+	// Seq numbers the sender's heartbeats within its incarnation, from 1. A
+	// receiver takes a heartbeat as news of its sender only when Seq is above
+	// the last one it took of that incarnation: a captured heartbeat sent
+	// again (encryption does not stop a replay) cannot keep a dead member
+	// looking fresh.
+	Seq uint64
 }
 
 // leavingMsg announces a graceful leave, just before memberlist's: memberlist
@@ -187,7 +193,8 @@ func (m *heartbeatMsg) encode() []byte {
 	b = appendName(b, m.From)
 	b = binary.AppendUvarint(b, m.Incarnation)
 	b = binary.AppendUvarint(b, m.LastSeq)
-	return binary.AppendUvarint(b, m.To)
+	b = binary.AppendUvarint(b, m.To)
+	return binary.AppendUvarint(b, m.Seq)
 }
 
 func (m *ackMsg) encode() []byte {
@@ -457,7 +464,7 @@ func decodeMessage(b []byte) (any, error) {
 		m.Log = r.log()
 		msg = m
 	case msgHeartbeat:
-		msg = &heartbeatMsg{From: r.name("from"), Incarnation: r.uvarint(), LastSeq: r.uvarint(), To: r.uvarint()}
+		msg = &heartbeatMsg{From: r.name("from"), Incarnation: r.uvarint(), LastSeq: r.uvarint(), To: r.uvarint(), Seq: r.uvarint()}
 	case msgLeaving:
 		msg = &leavingMsg{From: r.name("from"), Incarnation: r.uvarint()}
 	case msgAck:

@@ -46,9 +46,15 @@ type Config struct {
 	AdvertiseAddr string   // "" = chosen by memberlist from the bind address
 	AdvertisePort int      // 0 = the bound port
 	Join          []string // seeds, "host:port"; DNS names are resolved on every attempt; empty = first node
-	// SecretKey encrypts gossip (16, 24 or 32 bytes: AES-128/192/256); peers
-	// without it are refused. nil = plaintext: only on a trusted network.
+	// SecretKey encrypts gossip and the fill channel (16, 24 or 32 bytes:
+	// AES-128/192/256; each use gets its own subkey, derived with HKDF);
+	// peers without it are refused. nil = plaintext: only on a trusted
+	// network. It is Keyring with one key.
 	SecretKey []byte
+	// Keyring holds several cluster keys, for rotation without a split (see
+	// Node.SetKeyring): every one is accepted, the first (the primary) is
+	// used to send. Set Keyring or SecretKey, not both.
+	Keyring [][]byte
 	// Meta is advertised to the other members: at most gossip.MaxMetaLen
 	// bytes less the 4 nearcache prefixes (the fill port).
 	Meta []byte
@@ -145,6 +151,12 @@ func (c Config) validate() error {
 	default:
 		return fmt.Errorf("node: SecretKey must be 16, 24 or 32 bytes, not %d", len(c.SecretKey))
 	}
+	if len(c.SecretKey) > 0 && len(c.Keyring) > 0 {
+		return errors.New("node: set SecretKey or Keyring, not both")
+	}
+	if err := validKeyring(c.Keyring); err != nil {
+		return err
+	}
 	d := c.withDefaults()
 	// The gossip layer's limits (name, cluster, meta, ports) are checked
 	// once, there, on the config this node would give it; the largest fill
@@ -199,6 +211,13 @@ func (c Config) withDefaults() Config {
 	}
 	c.Join = append([]string(nil), c.Join...)
 	c.SecretKey = append([]byte(nil), c.SecretKey...)
+	if c.Keyring != nil {
+		ks := make([][]byte, len(c.Keyring))
+		for i, k := range c.Keyring {
+			ks[i] = append([]byte(nil), k...)
+		}
+		c.Keyring = ks
+	}
 	c.Meta = append([]byte(nil), c.Meta...)
 	return c
 }

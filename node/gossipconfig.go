@@ -18,7 +18,7 @@ func (c Config) gossipConfig(fillPort int, h gossip.Handler) gossip.Config {
 		AdvertiseAddr:     c.AdvertiseAddr,
 		AdvertisePort:     c.AdvertisePort,
 		Join:              c.Join,
-		SecretKey:         c.SecretKey,
+		Keyring:           subkeys(c.keyring(), infoGossip),
 		Meta:              encodeMeta(fillPort, c.Meta),
 		Profile:           c.Profile,
 		PushPullInterval:  c.PushPullInterval,

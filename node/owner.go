@@ -14,8 +14,8 @@ import (
 
 // Owner fills (G6). Each key has one owner among the live members, chosen by
 // consistent hashing over their names. On a miss a node asks the key's owner
-// over the peer channel (package peer: framed, pooled, HMAC-authenticated
-// TCP), and only the owner calls the loader, once, for everybody; the owner
+// over the peer channel (package peer: framed, pooled TCP; with a key,
+// AES-GCM sessions bound to the target's name, replay-proof), and only the owner calls the loader, once, for everybody; the owner
 // coalesces concurrent requests and answers from its memory when it can.
 // The requester stores what it gets only above its own floor, with the fences
 // it captured before asking, so an invalidation that lands anywhere mid-fill
@@ -55,6 +55,16 @@ func decodeMeta(b []byte) (port int, user []byte) {
 type owners struct {
 	ring  *ring.Ring
 	addrs map[string]string // member name -> peer-fill address; absent = cannot ask it
+	names map[string]string // peer-fill address -> member name (the keyed channel's target)
+}
+
+// memberAt returns the name of the member whose fill port is addr, or "".
+func (n *Node) memberAt(addr string) string {
+	o := n.owners.Load()
+	if o == nil {
+		return ""
+	}
+	return o.names[addr]
 }
 
 // ownerOf returns the address to ask for key of group, or "" when this node
@@ -97,7 +107,11 @@ func (n *Node) updateOwners(members []gossip.Member) {
 		}
 		addrs[m.Name] = net.JoinHostPort(host, strconv.Itoa(port))
 	}
-	n.owners.Store(&owners{ring: ring.New(names, 0), addrs: addrs})
+	byAddr := make(map[string]string, len(addrs))
+	for name, a := range addrs {
+		byAddr[a] = name
+	}
+	n.owners.Store(&owners{ring: ring.New(names, 0), addrs: addrs, names: byAddr})
 	if n.peerCl != nil {
 		// The pooled connections to owners that departed (or moved) would
 		// only fail their next fill: close them now.
@@ -118,13 +132,14 @@ func (n *Node) startPeers() (int, error) {
 		return 0, nil
 	}
 	srv, err := peer.Listen(peer.ServerConfig{
-		Addr:      n.cfg.FillAddr,
-		Listener:  n.cfg.FillListener, // nil = TCP on FillAddr
-		SecretKey: n.cfg.SecretKey,
-		Handler:   peer.HandlerFunc(n.serveFill),
-		IsMember:  n.isMember,
-		Timeout:   n.cfg.LoadTimeout + time.Second,
-		Logger:    n.cfg.Logger.With("component", "peer"),
+		Addr:     n.cfg.FillAddr,
+		Listener: n.cfg.FillListener, // nil = TCP on FillAddr
+		Keyring:  subkeys(n.cfg.keyring(), infoFill),
+		Name:     n.cfg.Name,
+		Handler:  peer.HandlerFunc(n.serveFill),
+		IsMember: n.isMember,
+		Timeout:  n.cfg.LoadTimeout + time.Second,
+		Logger:   n.cfg.Logger.With("component", "peer"),
 	})
 	if err != nil {
 		return 0, fmt.Errorf("node: peer fill listener: %w", err)
@@ -135,7 +150,8 @@ func (n *Node) startPeers() (int, error) {
 		srv.Close()
 		return 0, fmt.Errorf("node: peer fill listener address %q has no port peers can dial", srv.Addr())
 	}
-	cl, err := peer.NewClient(peer.ClientConfig{Name: n.cfg.Name, SecretKey: n.cfg.SecretKey, Dial: n.cfg.FillDial})
+	cl, err := peer.NewClient(peer.ClientConfig{Name: n.cfg.Name, Keyring: subkeys(n.cfg.keyring(), infoFill),
+		Target: n.memberAt, Dial: n.cfg.FillDial})
 	if err != nil {
 		srv.Close()
 		return 0, fmt.Errorf("node: peer fill client: %w", err)

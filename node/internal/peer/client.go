@@ -4,11 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"net"
 	"os"
@@ -27,9 +24,19 @@ var ErrAuth = errors.New("peer: response authentication failed")
 
 // ClientConfig configures [NewClient]. A zero field means its default.
 type ClientConfig struct {
-	Name        string        // our member name (sent as Request.From); required
-	SecretKey   []byte        // must match the servers'; nil = no authentication
-	MaxIdle     int           // idle connections kept per peer; 0 = 4
+	Name      string   // our member name (sent as Request.From); required
+	SecretKey []byte   // the fill key (see ServerConfig.SecretKey); nil = plaintext
+	Keyring   [][]byte // or several: the first (the primary) is used; see Client.SetKeyring
+	// Target names the member listening at addr, sent in the hello of a
+	// keyed connection: a server with another name refuses it. nil or ""
+	// = no name (a server that checks names refuses it).
+	Target  func(addr string) string
+	MaxIdle int // idle connections kept per peer; 0 = 4
+	// IdleTime is how long a pooled connection may stay idle and still be
+	// reused; 0 = 60s. Keep it below the servers' IdleTimeout (90s by
+	// default): a connection the server has closed meanwhile would fail its
+	// next fill.
+	IdleTime    time.Duration
 	MaxValue    int           // bytes of a response value accepted; 0 = 16 MiB
 	DialTimeout time.Duration // 0 = 1s (and never beyond the ctx deadline)
 	// Dial opens a connection to addr; ctx bounds the dial only (it carries
@@ -46,8 +53,10 @@ func (c ClientConfig) validate() error {
 		return errors.New("peer: MaxIdle must not be negative")
 	case c.MaxValue < 0:
 		return errors.New("peer: MaxValue must not be negative")
-	case c.DialTimeout < 0:
-		return errors.New("peer: DialTimeout must not be negative")
+	case c.DialTimeout < 0 || c.IdleTime < 0:
+		return errors.New("peer: DialTimeout and IdleTime must not be negative")
+	case c.SecretKey != nil && len(c.Keyring) > 0:
+		return errors.New("peer: set SecretKey or Keyring, not both")
 	}
 	return nil
 }
@@ -61,6 +70,9 @@ func (c ClientConfig) withDefaults() ClientConfig {
 	}
 	if c.DialTimeout == 0 {
 		c.DialTimeout = time.Second
+	}
+	if c.IdleTime == 0 {
+		c.IdleTime = 60 * time.Second
 	}
 	c.SecretKey = bytes.Clone(c.SecretKey)
 	return c
@@ -76,13 +88,15 @@ type ClientStats struct {
 	TimeoutErrors uint64 // fills failed by their ctx (deadline or cancel)
 	IOErrors      uint64 // fills failed reading or writing
 	DecodeErrors  uint64 // fills failed on a malformed or oversized response
-	AuthErrors    uint64 // fills failed on a missing or wrong response MAC
+	AuthErrors    uint64 // fills failed on a response that does not authenticate
+	Handshakes    uint64 // keyed connections opened (hello answered)
 }
 
 type clientStats struct {
 	fills, dials, reused, retries atomic.Uint64
 	dialErrs, timeoutErrs, ioErrs atomic.Uint64
 	decodeErrs, authErrs          atomic.Uint64
+	handshakes                    atomic.Uint64
 }
 
 type errKind uint8
@@ -100,6 +114,7 @@ type Client struct {
 	cfg   ClientConfig
 	dial  func(ctx context.Context, addr string) (net.Conn, error)
 	stats clientStats
+	keys  keys
 
 	mu sync.Mutex
 	// guarded by mu
@@ -111,10 +126,13 @@ type Client struct {
 // clientConn is one pooled connection; a single Fill uses it at a time.
 type clientConn struct {
 	nc       net.Conn
+	addr     string
 	br       *bufio.Reader
-	mac      hash.Hash // nil without a key
+	sess     *session  // keyed: set by the handshake
+	broken   bool      // refused at the handshake: never pooled
+	idleAt   time.Time // when it was last put in the pool
 	out, in  []byte
-	sum      []byte
+	plain    []byte
 	nextID   uint64 // starts at 1: a server that cannot parse a request answers id 0
 	deadline bool   // a deadline is set on nc
 	closeFn  func() // nc.Close for context.AfterFunc, made once
@@ -131,6 +149,15 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		idle:  make(map[string][]*clientConn),
 		conns: make(map[*clientConn]struct{}),
 	}
+	ck := cfg.Keyring
+	if len(ck) == 0 && cfg.SecretKey != nil {
+		ck = [][]byte{cfg.SecretKey}
+	}
+	ks, err := newKeyset(ck)
+	if err != nil {
+		return nil, err
+	}
+	c.keys.p.Store(ks)
 	if cfg.Dial != nil {
 		dial := cfg.Dial
 		c.dial = func(ctx context.Context, addr string) (net.Conn, error) {
@@ -157,6 +184,24 @@ func (c *Client) Close() error {
 	for cc := range conns {
 		cc.nc.Close()
 	}
+	return nil
+}
+
+// SetKeyring replaces the client's keys; keys[0] (the primary) opens new
+// connections from now on. Idle connections are closed, so every later fill
+// uses it; fills in flight finish on theirs (a server closes a connection
+// whose key it no longer holds). A client started without a key cannot get
+// one, nor a keyed one lose all.
+func (c *Client) SetKeyring(keys [][]byte) error {
+	if (c.keys.load() == nil) != (len(keys) == 0) {
+		return errors.New("peer: SetKeyring cannot switch between keyed and plaintext")
+	}
+	ks, err := newKeyset(keys)
+	if err != nil {
+		return err
+	}
+	c.keys.p.Store(ks)
+	c.CloseIdleExcept(func(string) bool { return false })
 	return nil
 }
 
@@ -217,6 +262,7 @@ func (c *Client) Stats() ClientStats {
 		IOErrors:      c.stats.ioErrs.Load(),
 		DecodeErrors:  c.stats.decodeErrs.Load(),
 		AuthErrors:    c.stats.authErrs.Load(),
+		Handshakes:    c.stats.handshakes.Load(),
 	}
 }
 
@@ -288,25 +334,36 @@ func (c *Client) get(ctx context.Context, addr string) (cc *clientConn, reused b
 		c.mu.Unlock()
 		return nil, false, ErrClosed
 	}
-	if l := c.idle[addr]; len(l) > 0 {
+	var expired []*clientConn
+	for l := c.idle[addr]; len(l) > 0; l = c.idle[addr] {
 		cc = l[len(l)-1]
 		l[len(l)-1] = nil
 		c.idle[addr] = l[:len(l)-1]
+		if time.Since(cc.idleAt) > c.cfg.IdleTime {
+			// The server may have closed it (its IdleTimeout): do not bet a
+			// fill on it.
+			delete(c.conns, cc)
+			expired = append(expired, cc)
+			continue
+		}
 		c.mu.Unlock()
+		for _, e := range expired {
+			e.nc.Close()
+		}
 		c.stats.reused.Add(1)
 		return cc, true, nil
 	}
 	c.mu.Unlock()
+	for _, e := range expired {
+		e.nc.Close()
+	}
 
 	nc, err := c.dial(ctx, addr)
 	if err != nil {
 		return nil, false, err
 	}
 	c.stats.dials.Add(1)
-	cc = &clientConn{nextID: 1, nc: nc, br: bufio.NewReaderSize(nc, 4<<10), closeFn: func() { nc.Close() }}
-	if c.cfg.SecretKey != nil {
-		cc.mac = hmac.New(sha256.New, c.cfg.SecretKey)
-	}
+	cc = &clientConn{nextID: 1, nc: nc, addr: addr, br: bufio.NewReaderSize(nc, 4<<10), closeFn: func() { nc.Close() }}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -321,7 +378,8 @@ func (c *Client) get(ctx context.Context, addr string) (cc *clientConn, reused b
 // is full or the client closed.
 func (c *Client) put(addr string, cc *clientConn) {
 	c.mu.Lock()
-	if !c.closed && len(c.idle[addr]) < c.cfg.MaxIdle {
+	if !c.closed && !cc.broken && len(c.idle[addr]) < c.cfg.MaxIdle {
+		cc.idleAt = time.Now()
 		c.idle[addr] = append(c.idle[addr], cc)
 		c.mu.Unlock()
 		return
@@ -369,27 +427,107 @@ func (c *Client) roundTrip(ctx context.Context, cc *clientConn, req *Request) (R
 	return resp, kind, err
 }
 
+// handshake opens a keyed session on cc: it sends the hello and reads the
+// server's nonce. A refusal is returned as a Refused response.
+func (c *Client) handshake(cc *clientConn, ks *keyset) (*Response, errKind, error) {
+	id := ks.ids[0]
+	cNonce := newNonce()
+	target := ""
+	if c.cfg.Target != nil {
+		target = c.cfg.Target(cc.addr)
+	}
+	cc.out = append(cc.out[:0], 0, 0, 0, 0)
+	cc.out = appendHello(cc.out, id, cNonce, target, c.cfg.Name)
+	putFrameHeader(cc.out)
+	if _, err := cc.nc.Write(cc.out); err != nil {
+		return nil, kindIO, err
+	}
+	body, err := readFrame(cc.br, cc.in, maxHello+maxErrLen+respOverhead)
+	cc.in = body
+	if err != nil {
+		if errors.Is(err, ErrMalformed) {
+			return nil, kindDecode, err
+		}
+		return nil, kindIO, err
+	}
+	if len(body) > 0 && body[0] == FormatVersion {
+		// A plaintext server: its refusal or its error, in clear.
+		r, _, derr := decodeResponse(body, 0)
+		if derr == nil && r.Status == StatusRefused {
+			cc.broken = true
+			return &r, 0, nil
+		}
+		return nil, kindAuth, fmt.Errorf("%w: the server speaks plaintext (it has no key)", ErrAuth)
+	}
+	st, sNonce, reason, err := decodeHelloAck(body)
+	if err != nil {
+		return nil, kindDecode, err
+	}
+	if st == StatusRefused {
+		cc.broken = true
+		return &Response{Status: StatusRefused, Err: reason}, 0, nil
+	}
+	sess, err := newSession(ks.keys[0], id, cNonce, sNonce, target, true)
+	if err != nil {
+		return nil, kindAuth, err
+	}
+	cc.sess = sess
+	c.stats.handshakes.Add(1)
+	return nil, 0, nil
+}
+
 func (c *Client) exchange(cc *clientConn, req *Request) (Response, errKind, error) {
+	keyed := cc.sess != nil
+	if !keyed {
+		if ks := c.keys.load(); ks != nil {
+			r, kind, err := c.handshake(cc, ks)
+			if err != nil || r != nil {
+				if r != nil {
+					return *r, 0, nil
+				}
+				return Response{}, kind, err
+			}
+			keyed = true
+		}
+	}
 	id := cc.nextID
 	cc.nextID++
 	ts := time.Now().UnixNano()
-	cc.out = append(cc.out[:0], 0, 0, 0, 0)
-	cc.out = appendRequest(cc.out, id, ts, req, cc.mac)
-	putFrameHeader(cc.out)
-	var reqMAC []byte
-	if cc.mac != nil {
-		reqMAC = cc.out[len(cc.out)-macSize:]
+	if keyed {
+		cc.plain = appendRequest(cc.plain[:0], id, ts, req, nil)
+		cc.sess.sent++
+		cc.out = cc.sess.seal(cc.out[:0], cc.sess.sent, cc.plain)
+	} else {
+		cc.out = append(cc.out[:0], 0, 0, 0, 0)
+		cc.out = appendRequest(cc.out, id, ts, req, nil)
+		putFrameHeader(cc.out)
 	}
 	if _, err := cc.nc.Write(cc.out); err != nil {
 		return Response{}, kindIO, err
 	}
-	body, err := readFrame(cc.br, cc.in, c.cfg.MaxValue+respOverhead)
+	limit := c.cfg.MaxValue + respOverhead
+	if keyed {
+		limit += sealedHeader + gcmTag
+	}
+	body, err := readFrame(cc.br, cc.in, limit)
 	cc.in = body
 	if err != nil {
 		if errors.Is(err, ErrMalformed) {
 			return Response{}, kindDecode, err
 		}
 		return Response{}, kindIO, err
+	}
+	if keyed {
+		plain, err := cc.sess.open(cc.plain[:0], body, cc.sess.opened+1)
+		if err != nil {
+			if errors.Is(err, ErrMalformed) {
+				return Response{}, kindDecode, err
+			}
+			return Response{}, kindAuth, fmt.Errorf("%w: %v", ErrAuth, err)
+		}
+		cc.sess.opened++
+		cc.plain = plain
+		body = plain
 	}
 	r, m, err := decodeResponse(body, c.cfg.MaxValue)
 	if err != nil {
@@ -398,15 +536,8 @@ func (c *Client) exchange(cc *clientConn, req *Request) (Response, errKind, erro
 	if m.id != id {
 		return Response{}, kindDecode, fmt.Errorf("%w: response to request %d, want %d", ErrMalformed, m.id, id)
 	}
-	if cc.mac != nil {
-		if m.mac == nil {
-			return Response{}, kindAuth, fmt.Errorf("%w: no MAC", ErrAuth)
-		}
-		sumResponse(cc.mac, m.signed, ts, reqMAC)
-		cc.sum = cc.mac.Sum(cc.sum[:0])
-		if !hmac.Equal(cc.sum, m.mac) {
-			return Response{}, kindAuth, fmt.Errorf("%w: bad MAC", ErrAuth)
-		}
+	if m.mac != nil {
+		return Response{}, kindDecode, fmt.Errorf("%w: a MAC in a response (the protocol before issue 12)", ErrMalformed)
 	}
 	if r.Status == StatusOK && r.Version < req.Floor {
 		return Response{Status: StatusBelowFloor, Version: r.Version}, 0, nil
@@ -416,6 +547,9 @@ func (c *Client) exchange(cc *clientConn, req *Request) (Response, errKind, erro
 	r.Value = v
 	if cap(cc.in) > keepBuf {
 		cc.in = nil
+	}
+	if cap(cc.plain) > keepBuf {
+		cc.plain = nil
 	}
 	return r, 0, nil
 }

@@ -4,14 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,15 +18,37 @@ import (
 
 // ServerConfig configures [Listen]. A zero field means its default.
 type ServerConfig struct {
-	Addr       string                 // listen address; "" = "127.0.0.1:0"; ignored with Listener
-	SecretKey  []byte                 // nil = no authentication (trusted network only); else HMAC-SHA256 key
+	Addr string // listen address; "" = "127.0.0.1:0"; ignored with Listener
+	// SecretKey is the fill key (any length; node derives it from the
+	// cluster key with HKDF). nil = no key: requests and values in clear,
+	// no authentication (trusted network only). With a key every
+	// connection is an encrypted, replay-proof channel (see seal.go).
+	SecretKey []byte
+	// Keyring is several fill keys, all accepted (rotation, see
+	// Server.SetKeyring); set it or SecretKey.
+	Keyring [][]byte
+	// Name is this node's member name. With a key, a connection whose
+	// hello names another target is refused, so a connection redirected
+	// from the node it was meant for is refused. "" = no check.
+	Name       string
 	Handler    Handler                // required
 	IsMember   func(name string) bool // nil = accept any From; else a From that is not a current member is Refused
 	MaxRequest int                    // bytes of a request frame body; 0 = 4 KiB
 	MaxValue   int                    // bytes of a response value; 0 = 16 MiB
 	Timeout    time.Duration          // per request, handler and response write; 0 = 5s
 	MaxSkew    time.Duration          // accepted clock difference for request timestamps (keyed only); 0 = 30s
-	Logger     *slog.Logger           // nil = discard
+	// MaxConns caps the open connections; 0 = 1024. At the cap a new
+	// connection evicts the oldest one that has not completed a request
+	// yet (an idle or slow opener can never push out a working peer), or
+	// is closed at once if every connection is working.
+	MaxConns int
+	// FirstFrameTimeout bounds how long a new connection may take to send
+	// its first complete frame; 0 = 5s.
+	FirstFrameTimeout time.Duration
+	// IdleTimeout closes a connection that sends nothing for this long
+	// between requests (clients redial, see Client); 0 = 90s.
+	IdleTimeout time.Duration
+	Logger      *slog.Logger // nil = discard
 	// Listener, when set, is served instead of a TCP listener on Addr (tests
 	// hand in an in-memory one, see gossip/gossiptest.FillNetwork). The
 	// Server owns it from Listen on: Close closes it, and so does a Listen
@@ -55,6 +76,10 @@ func (c ServerConfig) validate() error {
 		return errors.New("peer: Timeout must not be negative")
 	case c.MaxSkew < 0:
 		return errors.New("peer: MaxSkew must not be negative")
+	case c.MaxConns < 0 || c.FirstFrameTimeout < 0 || c.IdleTimeout < 0:
+		return errors.New("peer: MaxConns and timeouts must not be negative")
+	case c.SecretKey != nil && len(c.Keyring) > 0:
+		return errors.New("peer: set SecretKey or Keyring, not both")
 	}
 	return nil
 }
@@ -75,6 +100,15 @@ func (c ServerConfig) withDefaults() ServerConfig {
 	if c.MaxSkew == 0 {
 		c.MaxSkew = 30 * time.Second
 	}
+	if c.MaxConns == 0 {
+		c.MaxConns = 1024
+	}
+	if c.FirstFrameTimeout == 0 {
+		c.FirstFrameTimeout = 5 * time.Second
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 90 * time.Second
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -86,9 +120,13 @@ func (c ServerConfig) withDefaults() ServerConfig {
 type ServerStats struct {
 	Conns         uint64 // connections accepted
 	Requests      uint64 // well-formed requests decoded
-	RefusedAuth   uint64 // refused: missing or wrong MAC
-	RefusedReplay uint64 // refused: timestamp outside MaxSkew
+	RefusedAuth   uint64 // refused: no key, an unknown key, or a frame that does not authenticate
+	RefusedReplay uint64 // refused: a sealed frame replayed (or reordered) within its connection
 	RefusedMember uint64 // refused: From is not a current member
+	RefusedTarget uint64 // refused: the hello names another node (a redirected connection)
+	RefusedConns  uint64 // connections closed at once: MaxConns working connections open
+	Evicted       uint64 // connections closed to make room: the oldest that had completed no request
+	IdleClosed    uint64 // connections closed by FirstFrameTimeout or IdleTimeout
 	Errors        uint64 // answered StatusError (handler error or panic, value over MaxValue, invalid status)
 	DecodeErrors  uint64 // malformed or oversized frames; each closed its connection
 }
@@ -96,6 +134,8 @@ type ServerStats struct {
 type serverStats struct {
 	conns, requests                           atomic.Uint64
 	refusedAuth, refusedReplay, refusedMember atomic.Uint64
+	refusedTarget, refusedConns, evicted      atomic.Uint64
+	idleClosed                                atomic.Uint64
 	errors, decodeErrors                      atomic.Uint64
 }
 
@@ -109,11 +149,19 @@ type Server struct {
 	wg     sync.WaitGroup
 	once   sync.Once
 	stats  serverStats
+	keys   keys
 
 	mu sync.Mutex
 	// guarded by mu
 	closed bool
-	conns  map[net.Conn]struct{}
+	conns  map[net.Conn]*connState
+}
+
+// connState is what the accept loop and SetKeyring know of a connection.
+type connState struct {
+	since   time.Time
+	working atomic.Bool                     // completed a request: never evicted
+	keyID   atomic.Pointer[[keyIDSize]byte] // the key its session uses (keyed only)
 }
 
 // Listen validates cfg, listens on cfg.Addr (or takes cfg.Listener) and
@@ -134,10 +182,49 @@ func Listen(cfg ServerConfig) (*Server, error) {
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, ln: ln, log: cfg.Logger, ctx: ctx, cancel: cancel, conns: make(map[net.Conn]struct{})}
+	s := &Server{cfg: cfg, ln: ln, log: cfg.Logger, ctx: ctx, cancel: cancel, conns: make(map[net.Conn]*connState)}
+	ks, err := newKeyset(serverKeys(cfg))
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	s.keys.p.Store(ks)
 	s.wg.Add(1)
 	go s.acceptLoop()
 	return s, nil
+}
+
+func serverKeys(cfg ServerConfig) [][]byte {
+	if len(cfg.Keyring) > 0 {
+		return cfg.Keyring
+	}
+	if cfg.SecretKey != nil {
+		return [][]byte{cfg.SecretKey}
+	}
+	return nil
+}
+
+// SetKeyring replaces the accepted keys (any of them opens a connection).
+// Connections whose session uses a key no longer in the set are closed. A
+// server started without a key cannot get one, nor a keyed one lose all:
+// its peers speak the other protocol.
+func (s *Server) SetKeyring(keys [][]byte) error {
+	if (s.keys.load() == nil) != (len(keys) == 0) {
+		return errors.New("peer: SetKeyring cannot switch between keyed and plaintext")
+	}
+	ks, err := newKeyset(keys)
+	if err != nil {
+		return err
+	}
+	s.keys.p.Store(ks)
+	s.mu.Lock()
+	for nc, st := range s.conns {
+		if id := st.keyID.Load(); id != nil && !ks.has(*id) {
+			nc.Close()
+		}
+	}
+	s.mu.Unlock()
+	return nil
 }
 
 // Addr returns the address the server listens on, with the actual port.
@@ -170,6 +257,10 @@ func (s *Server) Stats() ServerStats {
 		RefusedAuth:   s.stats.refusedAuth.Load(),
 		RefusedReplay: s.stats.refusedReplay.Load(),
 		RefusedMember: s.stats.refusedMember.Load(),
+		RefusedTarget: s.stats.refusedTarget.Load(),
+		RefusedConns:  s.stats.refusedConns.Load(),
+		Evicted:       s.stats.evicted.Load(),
+		IdleClosed:    s.stats.idleClosed.Load(),
 		Errors:        s.stats.errors.Load(),
 		DecodeErrors:  s.stats.decodeErrors.Load(),
 	}
@@ -197,26 +288,49 @@ func (s *Server) acceptLoop() {
 			continue
 		}
 		delay = 0
-		if !s.track(nc) {
+		st, ok := s.track(nc)
+		if !ok {
 			nc.Close()
-			return
+			if s.ctx.Err() != nil {
+				return
+			}
+			continue
 		}
 		s.stats.conns.Add(1)
-		go s.serveConn(nc)
+		go s.serveConn(nc, st)
 	}
 }
 
-// track registers nc and adds its goroutine to wg, unless the server closed.
-// Adding under mu orders every wg.Add before Close's wg.Wait.
-func (s *Server) track(nc net.Conn) bool {
+// track registers nc and adds its goroutine to wg, unless the server closed
+// or MaxConns working connections are open. At the cap it evicts the oldest
+// connection that has completed no request. Adding under mu orders every
+// wg.Add before Close's wg.Wait.
+func (s *Server) track(nc net.Conn) (*connState, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return false
+		return nil, false
 	}
-	s.conns[nc] = struct{}{}
+	if len(s.conns) >= s.cfg.MaxConns {
+		var victim net.Conn
+		var vst *connState
+		for c, st := range s.conns {
+			if !st.working.Load() && (vst == nil || st.since.Before(vst.since)) {
+				victim, vst = c, st
+			}
+		}
+		if victim == nil {
+			s.stats.refusedConns.Add(1)
+			return nil, false
+		}
+		victim.Close() // its goroutine untracks it
+		delete(s.conns, victim)
+		s.stats.evicted.Add(1)
+	}
+	st := &connState{since: time.Now()}
+	s.conns[nc] = st
 	s.wg.Add(1)
-	return true
+	return st, true
 }
 
 func (s *Server) untrack(nc net.Conn) {
@@ -227,49 +341,141 @@ func (s *Server) untrack(nc net.Conn) {
 
 // serverConn is one connection's reusable state; only its goroutine uses it.
 type serverConn struct {
-	nc  net.Conn
-	br  *bufio.Reader
-	mac hash.Hash // nil without a key
-	in  []byte
-	out []byte
-	sum []byte
+	nc    net.Conn
+	st    *connState
+	br    *bufio.Reader
+	sess  *session // keyed: set by the hello
+	in    []byte
+	out   []byte
+	plain []byte
 }
 
-func (s *Server) serveConn(nc net.Conn) {
+func (s *Server) serveConn(nc net.Conn, st *connState) {
 	defer s.wg.Done()
 	defer s.untrack(nc)
 	defer nc.Close()
-	sc := &serverConn{nc: nc, br: bufio.NewReaderSize(nc, 4<<10)}
-	if s.cfg.SecretKey != nil {
-		sc.mac = hmac.New(sha256.New, s.cfg.SecretKey)
-	}
-	for {
-		// Idle connections wait for a request without limit (Close ends
-		// them); once a frame starts, all of it must arrive within Timeout.
+	sc := &serverConn{nc: nc, st: st, br: bufio.NewReaderSize(nc, 4<<10)}
+	keyed := s.keys.load() != nil
+	for first := true; ; first = false {
+		// A new connection must send its first frame within
+		// FirstFrameTimeout, an open one its next within IdleTimeout;
+		// once a frame starts, all of it must arrive within Timeout.
+		wait := s.cfg.IdleTimeout
+		if first {
+			wait = s.cfg.FirstFrameTimeout
+		}
+		nc.SetReadDeadline(time.Now().Add(wait))
 		_, err := sc.br.Peek(1)
 		if err == nil {
 			nc.SetReadDeadline(time.Now().Add(s.cfg.Timeout))
 			var body []byte
-			body, err = readFrame(sc.br, sc.in, s.cfg.MaxRequest)
+			limit := s.cfg.MaxRequest
+			if keyed {
+				limit += sealedHeader + gcmTag
+			}
+			body, err = readFrame(sc.br, sc.in, limit)
 			sc.in = body
 			nc.SetReadDeadline(time.Time{})
 		}
 		if err != nil {
-			if errors.Is(err, ErrMalformed) {
+			switch {
+			case errors.Is(err, ErrMalformed):
 				s.stats.decodeErrors.Add(1)
 				s.log.Debug("peer: closing connection", "remote", nc.RemoteAddr(), "err", err)
-			} else if !errors.Is(err, io.EOF) && s.ctx.Err() == nil {
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				s.stats.idleClosed.Add(1)
+			case !errors.Is(err, io.EOF) && s.ctx.Err() == nil:
 				s.log.Debug("peer: read", "remote", nc.RemoteAddr(), "err", err)
 			}
 			return
 		}
-		if !s.serveOne(sc, sc.in) {
+		var ok bool
+		switch {
+		case keyed && first:
+			ok = s.serveHello(sc, sc.in)
+		case keyed:
+			ok = s.serveSealed(sc, sc.in)
+		default:
+			ok = s.serveOne(sc, sc.in)
+		}
+		if !ok {
 			return
 		}
 		if cap(sc.in) > keepBuf {
 			sc.in = nil
 		}
 	}
+}
+
+// serveHello answers a keyed connection's first frame; false = close.
+func (s *Server) serveHello(sc *serverConn, body []byte) bool {
+	if len(body) > 0 && body[0] == FormatVersion {
+		// A plaintext request to a keyed server: answer in its protocol.
+		s.stats.refusedAuth.Add(1)
+		_, m, _ := decodeRequest(body)
+		s.write(sc, m.id, &Response{Status: StatusRefused, Err: "peer: encryption required"})
+		return false
+	}
+	h, err := decodeHello(body)
+	if err != nil {
+		s.stats.decodeErrors.Add(1)
+		s.log.Debug("peer: malformed hello", "remote", sc.nc.RemoteAddr(), "err", err)
+		return false
+	}
+	refuse := func(reason string) bool {
+		s.log.Debug("peer: refused", "remote", sc.nc.RemoteAddr(), "from", h.from, "reason", reason)
+		sc.out = append(sc.out[:0], 0, 0, 0, 0)
+		sc.out = appendHelloAck(sc.out, StatusRefused, make([]byte, nonceSize), reason)
+		putFrameHeader(sc.out)
+		sc.nc.SetWriteDeadline(time.Now().Add(s.cfg.Timeout))
+		sc.nc.Write(sc.out)
+		return false
+	}
+	ks := s.keys.load()
+	key := ks.find(h.id)
+	if key == nil {
+		s.stats.refusedAuth.Add(1)
+		return refuse("peer: unknown key (a different cluster key, or a rotation not applied on both sides)")
+	}
+	if s.cfg.Name != "" && h.target != s.cfg.Name {
+		s.stats.refusedTarget.Add(1)
+		return refuse("peer: connection meant for " + strconv.Quote(h.target) + ", this is " + strconv.Quote(s.cfg.Name))
+	}
+	sNonce := newNonce()
+	id := [keyIDSize]byte(h.id)
+	sess, err := newSession(key, id, h.nonce, sNonce, h.target, false)
+	if err != nil {
+		return refuse("peer: " + err.Error())
+	}
+	sc.sess = sess
+	sc.st.keyID.Store(&id)
+	sc.out = append(sc.out[:0], 0, 0, 0, 0)
+	sc.out = appendHelloAck(sc.out, StatusOK, sNonce, "")
+	putFrameHeader(sc.out)
+	sc.nc.SetWriteDeadline(time.Now().Add(s.cfg.Timeout))
+	_, err = sc.nc.Write(sc.out)
+	return err == nil
+}
+
+// serveSealed answers one sealed request; false = close.
+func (s *Server) serveSealed(sc *serverConn, body []byte) bool {
+	plain, err := sc.sess.open(sc.plain[:0], body, sc.sess.opened+1)
+	switch {
+	case errors.Is(err, errReplay):
+		s.stats.refusedReplay.Add(1)
+		s.log.Debug("peer: replayed frame", "remote", sc.nc.RemoteAddr())
+		return false
+	case errors.Is(err, errOpen):
+		s.stats.refusedAuth.Add(1)
+		s.log.Debug("peer: frame does not authenticate", "remote", sc.nc.RemoteAddr())
+		return false
+	case err != nil:
+		s.stats.decodeErrors.Add(1)
+		return false
+	}
+	sc.plain = plain
+	sc.sess.opened++
+	return s.serveOne(sc, plain)
 }
 
 // serveOne answers one request body; false means close the connection.
@@ -279,7 +485,7 @@ func (s *Server) serveOne(sc *serverConn, body []byte) bool {
 		s.stats.decodeErrors.Add(1)
 		s.log.Debug("peer: malformed request", "remote", sc.nc.RemoteAddr(), "err", err)
 		// Answer if we can, then close: the stream may be out of step.
-		s.write(sc, 0, &Response{Status: StatusError, Err: "peer: malformed request"}, 0, nil)
+		s.write(sc, 0, &Response{Status: StatusError, Err: "peer: malformed request"})
 		return false
 	}
 	s.stats.requests.Add(1)
@@ -288,29 +494,26 @@ func (s *Server) serveOne(sc *serverConn, body []byte) bool {
 		s.log.Debug("peer: refused", "remote", sc.nc.RemoteAddr(), "from", req.From, "reason", reason)
 		resp = Response{Status: StatusRefused, Err: reason}
 	} else {
+		sc.st.working.Store(true)
 		resp = s.fill(&req)
 	}
 	if resp.Status == StatusError {
 		s.stats.errors.Add(1)
 	}
-	return s.write(sc, m.id, &resp, m.ts, m.mac)
+	return s.write(sc, m.id, &resp)
 }
 
 // refuse returns why req must be refused, or "".
 func (s *Server) refuse(sc *serverConn, req *Request, m *reqMeta) string {
-	if sc.mac != nil {
-		if m.mac == nil {
-			s.stats.refusedAuth.Add(1)
-			return "peer: authentication required"
-		}
-		sc.mac.Reset()
-		sc.mac.Write(m.signed)
-		sc.sum = sc.mac.Sum(sc.sum[:0])
-		if !hmac.Equal(sc.sum, m.mac) {
-			s.stats.refusedAuth.Add(1)
-			return "peer: bad request MAC"
-		}
-		// Only an authenticated timestamp means anything.
+	if sc.sess == nil && m.mac != nil {
+		// A client of the HMAC protocol (before issue 12) on a keyless server.
+		s.stats.refusedAuth.Add(1)
+		return "peer: this server has no key"
+	}
+	if sc.sess != nil {
+		// Replays are refused by the session (seq, fresh nonces); the
+		// timestamp, authenticated with the rest, still bounds how old a
+		// request may be (a connection held open by a man in the middle).
 		skew := time.Duration(time.Now().UnixNano() - m.ts)
 		if skew > s.cfg.MaxSkew || skew < -s.cfg.MaxSkew || m.ts == 0 {
 			s.stats.refusedReplay.Add(1)
@@ -352,11 +555,21 @@ func (s *Server) fill(req *Request) (resp Response) {
 	return resp
 }
 
-// write sends resp answering request id; false means the connection failed.
-func (s *Server) write(sc *serverConn, id uint64, resp *Response, reqTS int64, reqMAC []byte) bool {
-	sc.out = append(sc.out[:0], 0, 0, 0, 0)
-	sc.out = appendResponse(sc.out, id, resp, sc.mac, reqTS, reqMAC)
-	putFrameHeader(sc.out)
+// write sends resp answering request id (sealed on a keyed connection);
+// false means the connection failed.
+func (s *Server) write(sc *serverConn, id uint64, resp *Response) bool {
+	if sc.sess != nil {
+		sc.plain = appendResponse(sc.plain[:0], id, resp, nil, 0, nil)
+		sc.sess.sent++
+		sc.out = sc.sess.seal(sc.out[:0], sc.sess.sent, sc.plain)
+		if cap(sc.plain) > keepBuf {
+			sc.plain = nil
+		}
+	} else {
+		sc.out = append(sc.out[:0], 0, 0, 0, 0)
+		sc.out = appendResponse(sc.out, id, resp, nil, 0, nil)
+		putFrameHeader(sc.out)
+	}
 	sc.nc.SetWriteDeadline(time.Now().Add(s.cfg.Timeout))
 	_, err := sc.nc.Write(sc.out)
 	if cap(sc.out) > keepBuf {
