@@ -52,8 +52,12 @@ var families = []family{
 	{"gossip_messages_total", "Gossip messages by direction.", []string{"direction"}},
 	{"gossip_decode_errors_total", "Gossip messages that failed to decode.", nil},
 	{"gossip_rejoins_total", "Times the node rejoined the cluster from its seed list.", nil},
-	{"fill_server_events_total", "Owner-fill server events: conn (connection accepted), request (well-formed request), refused_auth (missing or wrong MAC), refused_replay (timestamp outside the skew window), refused_member (sender not a member), error (answered with an error), decode_error (malformed or oversized frame).", []string{"event"}},
-	{"fill_client_events_total", "Owner-fill client events: fill (request to an owner), dial, reused (pooled connection), retry (after a stale pooled connection), and failures dial_error, timeout, io_error, decode_error, auth_error.", []string{"event"}},
+	{"fill_server_events_total", "Owner-fill server events: conn (connection accepted), request (well-formed request), refused_auth (no key, unknown key, or a frame that does not authenticate), refused_replay (a sealed frame replayed or reordered), refused_member (sender not a member), refused_target (a connection meant for another node), refused_conns (closed at the connection cap), evicted (closed to make room), idle_closed (first-frame or idle timeout), error (answered with an error), decode_error (malformed or oversized frame).", []string{"event"}},
+	{"gossip_rejected_total", "Well-formed gossip messages or parts refused: implausible incarnation, stale leave, replayed heartbeat.", nil},
+	{"gossip_streams_refused_total", "Gossip TCP streams closed unread: over the total or per-source cap.", nil},
+	{"gossip_streams_cut_total", "Gossip TCP streams cut at their size limit before memberlist buffered them.", nil},
+	{"gossip_memberlist_errors_total", "memberlist's WARN and ERR lines (refused packets and streams: a wrong key or cluster name, a flood).", nil},
+	{"fill_client_events_total", "Owner-fill client events: fill (request to an owner), dial, reused (pooled connection), retry (after a stale pooled connection), handshake (keyed connection opened), and failures dial_error, timeout, io_error, decode_error, auth_error.", []string{"event"}},
 }
 
 // sample is one value of a family: a counter unless gauge, with the label
@@ -134,6 +138,14 @@ var nodeSamples = []sample[node.Stats]{
 	{"fill_server_events_total", "refused_member", false, func(s *node.Stats) float64 { return u(s.FillServer.RefusedMember) }},
 	{"fill_server_events_total", "error", false, func(s *node.Stats) float64 { return u(s.FillServer.Errors) }},
 	{"fill_server_events_total", "decode_error", false, func(s *node.Stats) float64 { return u(s.FillServer.DecodeErrors) }},
+	{"fill_server_events_total", "refused_target", false, func(s *node.Stats) float64 { return u(s.FillServer.RefusedTarget) }},
+	{"fill_server_events_total", "refused_conns", false, func(s *node.Stats) float64 { return u(s.FillServer.RefusedConns) }},
+	{"fill_server_events_total", "evicted", false, func(s *node.Stats) float64 { return u(s.FillServer.Evicted) }},
+	{"fill_server_events_total", "idle_closed", false, func(s *node.Stats) float64 { return u(s.FillServer.IdleClosed) }},
+	{"gossip_rejected_total", "", false, func(s *node.Stats) float64 { return u(s.Cluster.Rejected) }},
+	{"gossip_streams_refused_total", "", false, func(s *node.Stats) float64 { return u(s.Cluster.StreamsRefused) }},
+	{"gossip_streams_cut_total", "", false, func(s *node.Stats) float64 { return u(s.Cluster.StreamsCut) }},
+	{"gossip_memberlist_errors_total", "", false, func(s *node.Stats) float64 { return u(s.Cluster.MemberlistErrors) }},
 	{"fill_client_events_total", "fill", false, func(s *node.Stats) float64 { return u(s.FillClient.Fills) }},
 	{"fill_client_events_total", "dial", false, func(s *node.Stats) float64 { return u(s.FillClient.Dials) }},
 	{"fill_client_events_total", "reused", false, func(s *node.Stats) float64 { return u(s.FillClient.Reused) }},
@@ -143,6 +155,7 @@ var nodeSamples = []sample[node.Stats]{
 	{"fill_client_events_total", "io_error", false, func(s *node.Stats) float64 { return u(s.FillClient.IOErrors) }},
 	{"fill_client_events_total", "decode_error", false, func(s *node.Stats) float64 { return u(s.FillClient.DecodeErrors) }},
 	{"fill_client_events_total", "auth_error", false, func(s *node.Stats) float64 { return u(s.FillClient.AuthErrors) }},
+	{"fill_client_events_total", "handshake", false, func(s *node.Stats) float64 { return u(s.FillClient.Handshakes) }},
 }
 
 func b2f(b bool) float64 {

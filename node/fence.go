@@ -13,14 +13,15 @@ import (
 // returned. Capture it with [Group.capture]; judge a result with
 // [Group.admits] (may it be returned?) and [Group.storable] (may it be kept?).
 type fence struct {
-	floor uint64             // Floor(key) at capture: the requester's floor for an owner fill
+	floor uint64             // Floor(key) at capture (a coarse bucket floor included): what the store will check
+	exact uint64             // ExactFloor(key) at capture: what admits checks, the owner is told, and the back-off judges by
 	tags  []local.TagVersion // the key's tags and their versions at capture; nil without Tags
 	epoch uint64             // purgeEpoch at capture
 }
 
 // capture takes key's fence now, before the value is asked for.
 func (g *Group[V]) capture(key string) fence {
-	f := fence{floor: g.cache.Floor(key), epoch: g.purgeEpoch.Load()}
+	f := fence{floor: g.cache.Floor(key), exact: g.cache.ExactFloor(key), epoch: g.purgeEpoch.Load()}
 	if g.cfg.Tags != nil {
 		for _, t := range g.cfg.Tags(key) {
 			f.tags = append(f.tags, local.TagVersion{Tag: t, Version: g.cache.TagVersion(t)})

@@ -46,7 +46,7 @@ func (g *Group[V]) ownerFills() bool { return g.cfg.Tags == nil && g.n.peerCl !=
 // (the owner could not answer: counted as a fallback).
 func (g *Group[V]) fillFromOwner(ctx context.Context, addr, key string, f fence) (fillResult[V], bool) {
 	start := time.Now()
-	v, version, done, err := g.askOwner(ctx, addr, key, f.floor)
+	v, version, done, err := g.askOwner(ctx, addr, key, f.exact)
 	took := time.Since(start)
 	switch {
 	case err != nil && IsNotFound(err):
@@ -56,8 +56,8 @@ func (g *Group[V]) fillFromOwner(ctx context.Context, addr, key string, f fence)
 		g.ctr.inc(cFillsOwner)
 		// Final: the owner's source is below our floor too. Back off here
 		// as well, so the next reads fail fast without asking.
-		g.stale.note(key, f.floor, version, time.Now())
-		return fillResult[V]{version: version, fence: f, err: &StaleError{Group: g.name, Key: key, Version: version, Floor: f.floor}}, true
+		g.stale.note(key, f.exact, version, time.Now())
+		return fillResult[V]{version: version, fence: f, err: &StaleError{Group: g.name, Key: key, Version: version, Floor: f.exact}}, true
 	case err != nil: // our own caller's budget ended
 		return fillResult[V]{fence: f, err: &LoadError{Group: g.name, Key: key, Err: err}}, true
 	case !done:
@@ -98,10 +98,12 @@ func (g *Group[V]) fillFromLoader(ctx context.Context, key string, f fence) fill
 		g.ctr.inc(cLoadErrors)
 		return fillResult[V]{fence: f, err: &LoadError{Group: g.name, Key: key,
 			Err: fmt.Errorf("loader returned version %d, above MaxVersion (2^63-1)", version)}}
-	case version < f.floor && g.cfg.Versioning == SourceVersions:
+	case version < f.exact && g.cfg.Versioning == SourceVersions:
 		// Noted before the flight ends, so readers and fill requests that
 		// arrive as it ends back off instead of loading again (poison.go).
-		g.stale.note(key, f.floor, version, time.Now())
+		// The exact floor only: a coarse bucket floor is other keys' and
+		// only stops caching.
+		g.stale.note(key, f.exact, version, time.Now())
 	}
 	r := g.keepTTL(key, f, v, version, took, ttl)
 	r.from = FromLoad

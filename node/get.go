@@ -220,7 +220,7 @@ func (g *Group[V]) load(ctx context.Context, key string, mode loadMode) (V, read
 			return r.val, readInfo{version: r.version, from: r.from}, nil
 		}
 		g.ctr.inc(cStaleRejected)
-		if r.version >= r.fence.floor && attempt == 0 && tries > 1 {
+		if r.version >= r.fence.exact && attempt == 0 && tries > 1 {
 			// The load began before the invalidation that fenced it: the
 			// source had the new version all along. Try again at once
 			// instead of sleeping (the tail under writes, issue 14).
@@ -244,7 +244,7 @@ func (g *Group[V]) load(ctx context.Context, key string, mode loadMode) (V, read
 	floor := g.cache.ExactFloor(key)
 	// Back off only when the source was below a floor known before the load
 	// began: a load that raced a newer write says nothing about the source.
-	if f := r.fence.floor; r.version < f && g.stale.note(key, f, r.version, time.Now()) {
+	if f := r.fence.exact; r.version < f && g.stale.note(key, f, r.version, time.Now()) {
 		g.n.cfg.Logger.Warn("key's floor stays above its source: failing its reads fast",
 			"group", g.name, "key", key, "floor", floor, "source_version", r.version, "backoff", staleBackoff,
 			"hint", "a version above the row's was invalidated (wrong units? a forged request?), or the source lags; it clears when the source reaches the floor or the floor is forgotten (FloorRetention)")

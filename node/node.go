@@ -404,6 +404,10 @@ func (n *Node) Stats() Stats {
 		s.Cluster.MessagesReceived = cs.MessagesReceived
 		s.Cluster.DecodeErrors = cs.DecodeErrors
 		s.Cluster.Rejoins = cs.Rejoins
+		s.Cluster.Rejected = cs.Rejected
+		s.Cluster.StreamsRefused = cs.StreamsRefused
+		s.Cluster.StreamsCut = cs.StreamsCut
+		s.Cluster.MemberlistErrors = cs.MemberlistErrors
 	}
 	if n.peerSrv != nil {
 		s.FillServer = n.peerSrv.Stats()

@@ -46,6 +46,10 @@ type ClusterStats struct {
 	DecodeErrors       uint64
 	Rejoins            uint64
 	DegradedTransition uint64 // times the node stopped trusting its cache
+	Rejected           uint64 // gossip refused: an implausible incarnation, a stale leave, a replayed heartbeat
+	StreamsRefused     uint64 // gossip TCP streams closed unread (over the caps)
+	StreamsCut         uint64 // gossip TCP streams cut at their size limit
+	MemberlistErrors   uint64 // memberlist's WARN and ERR lines (refused packets and streams: a wrong key or cluster name, a flood)
 }
 
 // GroupStats are one group's counters.

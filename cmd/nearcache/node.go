@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -73,26 +72,6 @@ func withPort(seeds []string, port int) []string {
 	return out
 }
 
-// readKey reads a gossip secret key file: 32 raw bytes, or 64 hex characters
-// (surrounding whitespace ignored).
-func readKey(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("secret key: %w", err)
-	}
-	if len(b) == 32 {
-		return b, nil
-	}
-	if t := strings.TrimSpace(string(b)); len(t) == 64 {
-		k, err := hex.DecodeString(t)
-		if err != nil {
-			return nil, fmt.Errorf("secret key %s: 64 characters but not hex: %w", path, err)
-		}
-		return k, nil
-	}
-	return nil, fmt.Errorf("secret key %s: want 32 raw bytes or 64 hex characters, got %d bytes", path, len(b))
-}
-
 func parseLevel(s string) (slog.Level, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(s)); err != nil {
@@ -134,7 +113,7 @@ func nodeCommandEnv(_, stderr io.Writer, getenv func(string) (string, bool)) (*f
 	fillPort := fs.Int("fill-port", 0, "owner-fill port (TCP) on the bind address; 0 = any free port, advertised in gossip (fix it for network policies)")
 	httpAddr := fs.String("http-addr", "127.0.0.1:8080", "HTTP API address; beyond loopback (0.0.0.0:8080 in a container) it needs --api-token-file")
 	join := fs.String("join", "", "comma-separated seeds host[:port]; a DNS name stands for every address it resolves to, re-resolved on each rejoin (default port: --gossip-port)")
-	keyFile := fs.String("secret-key-file", "", "`FILE` with the gossip key: 32 raw bytes or 64 hex characters (default: no encryption)")
+	keyFile := fs.String("secret-key-file", "", "`FILE` with the keyring: one key a line (64 hex characters, or base64 of 16, 24 or 32 bytes; '#' comments), the first is used to send; re-read on SIGHUP (default: no encryption)")
 	tokenFile := fs.String("api-token-file", "", "`FILE` of API tokens, one a line (# comments), re-read on SIGHUP: PUT, invalidations and /debug/* need \"Authorization: Bearer <token>\"")
 	readToken := fs.Bool("read-token-required", false, "reads (GET of a key) need a token too")
 	insecure := fs.Bool("insecure", false, "start even when a listener binds beyond loopback without --secret-key-file or --api-token-file (a WARN names what is exposed); only on a network you trust")
@@ -192,9 +171,9 @@ func nodeCommandEnv(_, stderr io.Writer, getenv func(string) (string, bool)) (*f
 		case *readTimeout <= 0:
 			return fail("--http-read-timeout must be positive")
 		}
-		var key []byte
+		var keys [][]byte
 		if *keyFile != "" {
-			if key, err = readKey(*keyFile); err != nil {
+			if keys, err = server.LoadKeyring(*keyFile); err != nil {
 				return fail("%v", err)
 			}
 		}
@@ -203,7 +182,7 @@ func nodeCommandEnv(_, stderr io.Writer, getenv func(string) (string, bool)) (*f
 				return fail("%v", err)
 			}
 		}
-		// SIGHUP re-reads the token file (a rotation without a restart).
+		// SIGHUP re-reads the token file and the key file (rotations without a restart).
 		hup := make(chan os.Signal, 1)
 		signal.Notify(hup, syscall.SIGHUP)
 		defer signal.Stop(hup)
@@ -218,7 +197,7 @@ func nodeCommandEnv(_, stderr io.Writer, getenv func(string) (string, bool)) (*f
 			ncfg.FillAddr = net.JoinHostPort(*bindAddr, strconv.Itoa(*fillPort))
 		}
 		ncfg.Join = withPort(splitList(*join), *gossipPort)
-		ncfg.SecretKey = key
+		ncfg.Keyring = keys
 		ncfg.MaxStaleness = *maxStale
 		ncfg.Profile = prof
 		ncfg.Logger = log
@@ -233,6 +212,7 @@ func nodeCommandEnv(_, stderr io.Writer, getenv func(string) (string, bool)) (*f
 			ShutdownTimeout:   *shutdown,
 			Insecure:          *insecure,
 			TokenFile:         *tokenFile,
+			KeyFile:           *keyFile,
 			Reload:            hup,
 			ReadTokenRequired: *readToken,
 			TLSCert:           *tlsCert,

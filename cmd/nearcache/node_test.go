@@ -64,43 +64,6 @@ func TestSeeds(t *testing.T) {
 	}
 }
 
-func TestReadKey(t *testing.T) {
-	raw := bytes.Repeat([]byte{0xab}, 32)
-	dir := t.TempDir()
-	tests := []struct {
-		name    string
-		content []byte
-		want    []byte
-		wantErr string
-	}{
-		{name: "raw", content: raw, want: raw},
-		{name: "hex", content: []byte(hex.EncodeToString(raw) + "\n"), want: raw},
-		{name: "short", content: []byte("secret"), wantErr: "got 6 bytes"},
-		{name: "not hex", content: []byte(strings.Repeat("zz", 32)), wantErr: "not hex"},
-		{name: "missing", wantErr: "no such file"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(dir, tt.name)
-			if tt.content != nil {
-				if err := os.WriteFile(path, tt.content, 0o600); err != nil {
-					t.Fatal(err)
-				}
-			}
-			got, err := readKey(path)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Errorf("readKey = %v, want error %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil || !bytes.Equal(got, tt.want) {
-				t.Errorf("readKey = %x, %v, want %x", got, err, tt.want)
-			}
-		})
-	}
-}
-
 // unopenable is a source no node can open.
 const unopenable = "sqlite:///nonexistent/dir/items.db"
 

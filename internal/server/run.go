@@ -49,8 +49,13 @@ type RunConfig struct {
 	// TokenFile, instead of Tokens, is a token file (LoadTokens) that Run
 	// reads at start and again on every value from Reload (the binary's
 	// SIGHUP): a file that fails to load then keeps the tokens in force.
-	TokenFile         string
-	Reload            <-chan os.Signal
+	TokenFile string
+	Reload    <-chan os.Signal
+	// KeyFile is the key file the node's Keyring was read from
+	// (LoadKeyring); on every value from Reload it is read again and the
+	// node's keyring replaced (a rotation: add a key everywhere, then make it
+	// first everywhere, then remove the old one). "" = no reload.
+	KeyFile           string
 	ReadTokenRequired bool // see Config.ReadTokenRequired
 	// TLSCert and TLSKey are PEM files: set both to serve HTTPS. TLSCA, if
 	// set, is the PEM bundle that verifies the other members' certificates
@@ -232,7 +237,7 @@ func Run(ctx context.Context, cfg RunConfig) error {
 	defer func() { rcancel(); <-reloaded }()
 	go func() {
 		defer close(reloaded)
-		reloadTokens(rctx, cfg, s)
+		reloadSecrets(rctx, cfg, s, n)
 	}()
 	hs := &http.Server{
 		Handler:           s,
@@ -282,14 +287,26 @@ func redact(dsn string) string {
 	return dsn
 }
 
-// reloadTokens re-reads cfg.TokenFile into s on every cfg.Reload until ctx
-// ends.
-func reloadTokens(ctx context.Context, cfg RunConfig, s *Server) {
+// reloadSecrets re-reads cfg.TokenFile into s and cfg.KeyFile into n's
+// keyring on every cfg.Reload until ctx ends. A file that fails to load
+// leaves what is in force.
+func reloadSecrets(ctx context.Context, cfg RunConfig, s *Server, n *node.Node) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-cfg.Reload: // nil: never
+		}
+		if cfg.KeyFile != "" {
+			keys, err := LoadKeyring(cfg.KeyFile)
+			if err == nil {
+				err = n.SetKeyring(keys)
+			}
+			if err != nil {
+				cfg.Logger.Warn("keyring not reloaded; the previous keys stay in force", "err", err)
+			} else {
+				cfg.Logger.Info("keyring reloaded", "keys", len(keys))
+			}
 		}
 		if cfg.TokenFile == "" {
 			continue

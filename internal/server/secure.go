@@ -52,7 +52,7 @@ func loopback(addr string) bool {
 }
 
 // hasKey reports whether cfg's node encrypts gossip and authenticates fills.
-func (c RunConfig) hasKey() bool { return len(c.Node.SecretKey) > 0 }
+func (c RunConfig) hasKey() bool { return len(c.Node.SecretKey) > 0 || len(c.Node.Keyring) > 0 }
 
 // security applies the secure-by-default rules: a node whose gossip, fill
 // or HTTP listener binds beyond loopback needs a key, and one whose HTTP
