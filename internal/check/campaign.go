@@ -213,39 +213,95 @@ func RunCampaign(ctx context.Context, cfg CampaignConfig) (Report, *History, err
 	if err != nil {
 		return Report{}, nil, err
 	}
-	params := Params{Seed: cfg.Seed, MaxStaleness: cfg.MaxStaleness, Slack: cfg.MaxStaleness / 2}
-
-	wctx, stop := context.WithCancel(ctx)
+	b := &memCluster{cfg: cfg, nw: nw, src: src, ms: ms, rec: rec, rng: rng}
+	p := plan[Fault]{
+		params:      Params{Seed: cfg.Seed, MaxStaleness: cfg.MaxStaleness, Slack: cfg.MaxStaleness / 2},
+		faults:      cfg.Faults,
+		duration:    cfg.Duration,
+		converge:    cfg.Converge,
+		keys:        keys,
+		nodeReaders: cfg.Readers,
+		readPause:   cfg.ReadPause,
+		writers:     cfg.Writers,
+		writePause: func(rng *rand.Rand, _ error) time.Duration {
+			return time.Duration(1+rng.IntN(3)) * time.Millisecond
+		},
+		trustPoll:      20 * time.Millisecond,
+		trustFromStart: true,
+		convergePoll:   20 * time.Millisecond,
+		logger:         cfg.Logger,
+	}
 	var wg sync.WaitGroup
-	for i, m := range ms {
-		for r := range cfg.Readers {
-			wg.Go(func() { readLoop(wctx, rec, m, keys, cfg.ReadPause, uint64(cfg.Seed), uint64(i*100+r)) })
-		}
-		wg.Go(func() { trustLoop(wctx, rec, m) })
-	}
-	for w := range cfg.Writers {
-		wg.Go(func() {
-			writeLoop(wctx, rec, src, ms, keys, cfg.AckAllEvery, cfg.MaxStaleness/2, uint64(cfg.Seed), uint64(1000+w))
-		})
-	}
+	return drive(ctx, p, rec, &wg, b)
+}
 
-	began := time.Now()
-	for pass := 0; pass == 0 || time.Since(began) < cfg.Duration; pass++ {
-		for _, f := range cfg.Faults {
-			if ctx.Err() != nil {
-				break
-			}
-			runPhase(ctx, cfg, f, nw, src, ms, rec, rng)
-			converge(ctx, cfg, f, src, ms, keys, rec)
-		}
-		if ctx.Err() != nil {
-			break
+// memCluster is RunCampaign's back end: in-process nodes on a gossiptest
+// network, over the in-memory source.
+type memCluster struct {
+	cfg CampaignConfig
+	nw  *gossiptest.Network
+	src *source
+	ms  []*cmember
+	rec *Recorder
+	rng *lockedRand // the faults', shared with the source's loaders
+}
+
+func (c *memCluster) nodes() int                { return len(c.ms) }
+func (c *memCluster) pickUp(rng *rand.Rand) int { return rng.IntN(len(c.ms)) }
+func (c *memCluster) source(_ context.Context, key string) (uint64, error) {
+	return c.src.current(key), nil
+}
+
+func (c *memCluster) read(ctx context.Context, i int, key string) (uint64, error) {
+	m := c.ms[i]
+	start := c.rec.Now()
+	rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	v, err := m.g.Get(rctx, key)
+	cancel()
+	end := c.rec.Now()
+	if ctx.Err() != nil {
+		return 0, ctx.Err() // cut short by the end of the run: not a result
+	}
+	var ver uint64
+	if err == nil {
+		if ver, err = strconv.ParseUint(v, 10, 64); err != nil {
+			err = fmt.Errorf("bad value %q", v)
 		}
 	}
-	stop()
-	wg.Wait()
-	h := rec.History(params)
-	return Check(h), h, ctx.Err()
+	c.rec.Read(m.name, key, start, end, ver, err)
+	return ver, err
+}
+
+// write commits key and invalidates it through node i; one write in
+// AckAllEvery is an AckAll call, which gives up after MaxStaleness/2 (it
+// fails while a member is cut off).
+func (c *memCluster) write(ctx context.Context, i int, key string, _, _ int, rng *rand.Rand) error {
+	m := c.ms[i]
+	ack := rng.IntN(c.cfg.AckAllEvery) == 0
+	ver, commit := c.src.commit(key)
+	start := c.rec.Now()
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.MaxStaleness/2)
+	var err error
+	if ack {
+		err = m.g.Invalidate(wctx, key, ver, node.AckAll())
+	} else {
+		err = m.g.Invalidate(wctx, key, ver)
+	}
+	cancel()
+	c.rec.Write(m.name, key, ver, commit, start, c.rec.Now(), ack, err)
+	return err
+}
+
+func (c *memCluster) trust(_ context.Context, i int) (string, bool, bool) {
+	return c.ms[i].name, c.ms[i].n.Trusted(), true
+}
+
+func (c *memCluster) ready(_ context.Context, i int) (string, string) {
+	m := c.ms[i]
+	if !m.n.Trusted() {
+		return m.name, m.name + " does not trust its cache"
+	}
+	return m.name, ""
 }
 
 var campaigns atomic.Int64 // campaigns started by this process
@@ -303,74 +359,9 @@ func startCluster(ctx context.Context, cfg CampaignConfig, nw *gossiptest.Networ
 	}
 }
 
-func readLoop(ctx context.Context, rec *Recorder, m *cmember, keys []string, pause time.Duration, s1, s2 uint64) {
-	rng := rand.New(rand.NewPCG(s1, s2))
-	for ctx.Err() == nil {
-		k := keys[rng.IntN(len(keys))]
-		start := rec.Now()
-		rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		v, err := m.g.Get(rctx, k)
-		cancel()
-		end := rec.Now()
-		if ctx.Err() != nil {
-			return // cut short by the end of the run: not a result
-		}
-		var ver uint64
-		if err == nil {
-			if ver, err = strconv.ParseUint(v, 10, 64); err != nil {
-				err = fmt.Errorf("bad value %q", v)
-			}
-		}
-		rec.Read(m.name, k, start, end, ver, err)
-		if pause > 0 {
-			time.Sleep(pause)
-		}
-	}
-}
-
-// writeLoop commits and invalidates; an AckAll call gives up after ackWait
-// (it fails while a member is cut off).
-func writeLoop(ctx context.Context, rec *Recorder, src *source, ms []*cmember, keys []string, ackEvery int, ackWait time.Duration, s1, s2 uint64) {
-	rng := rand.New(rand.NewPCG(s1, s2))
-	for ctx.Err() == nil {
-		m := ms[rng.IntN(len(ms))]
-		k := keys[rng.IntN(len(keys))]
-		ack := rng.IntN(ackEvery) == 0
-		ver, commit := src.commit(k)
-		start := rec.Now()
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ackWait)
-		var err error
-		if ack {
-			err = m.g.Invalidate(wctx, k, ver, node.AckAll())
-		} else {
-			err = m.g.Invalidate(wctx, k, ver)
-		}
-		cancel()
-		rec.Write(m.name, k, ver, commit, start, rec.Now(), ack, err)
-		time.Sleep(time.Duration(1+rng.IntN(3)) * time.Millisecond)
-	}
-}
-
-// trustLoop records the node's trust flag when it changes (polled).
-func trustLoop(ctx context.Context, rec *Recorder, m *cmember) {
-	was := m.n.Trusted()
-	t := time.NewTicker(20 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if now := m.n.Trusted(); now != was {
-			rec.Add(Event{Kind: KindTrust, Node: m.name, Start: rec.Now(), Trusted: now})
-			was = now
-		}
-	}
-}
-
-// runPhase applies f for the phase's length, then heals.
-func runPhase(ctx context.Context, cfg CampaignConfig, f Fault, nw *gossiptest.Network, src *source, ms []*cmember, rec *Recorder, rng *lockedRand) {
+// inject applies f for the phase's length, then heals.
+func (c *memCluster) inject(ctx context.Context, f Fault) error {
+	cfg, nw, src, ms, rec := c.cfg, c.nw, c.src, c.ms, c.rec
 	phase := cfg.Phase
 	var cut []string
 	switch f {
@@ -383,7 +374,7 @@ func runPhase(ctx context.Context, cfg CampaignConfig, f Fault, nw *gossiptest.N
 		nw.SetDuplicate(0.3)
 		nw.SetDelay(0, 5*time.Millisecond)
 	case FaultIsolate:
-		i := rng.IntN(len(ms))
+		i := c.rng.IntN(len(ms))
 		cut = []string{ms[i].name}
 		nw.Isolate(ms[i].addr)
 		phase = max(phase, 3*cfg.MaxStaleness)
@@ -419,54 +410,5 @@ func runPhase(ctx context.Context, cfg CampaignConfig, f Fault, nw *gossiptest.N
 	src.slow.Store(0)
 	src.errp.Store(0)
 	rec.Add(Event{Kind: KindFault, Fault: string(f), Nodes: cut, Start: start, End: rec.Now()})
-}
-
-// converge waits until every node trusts its cache and reads every key at
-// the source's version (reads recorded like any other), and records how long
-// that took, or that it did not happen within cfg.Converge.
-func converge(ctx context.Context, cfg CampaignConfig, f Fault, src *source, ms []*cmember, keys []string, rec *Recorder) {
-	start := rec.Now()
-	deadline := time.Now().Add(cfg.Converge)
-	why := ""
-	for ctx.Err() == nil {
-		why = divergence(ctx, src, ms, keys, rec)
-		if why == "" || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if ctx.Err() != nil {
-		return
-	}
-	rec.Add(Event{Kind: KindConverge, Fault: string(f), Start: start, End: rec.Now(), Err: why})
-}
-
-// divergence returns "" when every node agrees with the source, else why not.
-// Writers keep writing meanwhile, so a key counts as converged when the read
-// returned at least the version current when the read began.
-func divergence(ctx context.Context, src *source, ms []*cmember, keys []string, rec *Recorder) string {
-	for _, m := range ms {
-		if !m.n.Trusted() {
-			return m.name + " does not trust its cache"
-		}
-		for _, k := range keys {
-			want := src.current(k)
-			s := rec.Now()
-			rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-			v, err := m.g.Get(rctx, k)
-			cancel()
-			var ver uint64
-			if err == nil {
-				ver, err = strconv.ParseUint(v, 10, 64)
-			}
-			rec.Read(m.name, k, s, rec.Now(), ver, err)
-			if err != nil {
-				return fmt.Sprintf("%s: Get(%s): %v", m.name, k, err)
-			}
-			if ver < want {
-				return fmt.Sprintf("%s: Get(%s) = %d, source has %d", m.name, k, ver, want)
-			}
-		}
-	}
-	return ""
+	return nil
 }

@@ -10,6 +10,9 @@
 // (of a key's owner and of a non-owner), SIGSTOP for 2s and 30s, restarts with
 // the same name and rolling restarts; each process start is an incarnation of
 // its own in the history (name@n), so G1 and G2 hold per incarnation.
+// Both are one driver (drive, driver.go: workload, trust poller, schedule of
+// calm, fault, convergence check) over two back ends (campaign.go's
+// in-process cluster, processrun.go's processes).
 //
 // The checker is itself tested against broken builds of the library (build
 // tags nearcache_nofloor, nearcache_nostalefill, nearcache_nofreshness,

@@ -153,8 +153,9 @@ type procRun struct {
 	c     *procCluster
 	rec   *Recorder
 	keys  []string
-	owner int // the slot owning keys[0]
-	woke  int // ProcStopWakeAlone faults so far (each has its own witness key)
+	owner int        // the slot owning keys[0]
+	woke  int        // ProcStopWakeAlone faults so far (each has its own witness key)
+	rng   *rand.Rand // the faults' (used by the schedule's goroutine only)
 	wg    sync.WaitGroup
 }
 
@@ -187,55 +188,36 @@ func RunProcessCampaign(ctx context.Context, cfg ProcessConfig) (Report, *Histor
 		return Report{}, nil, err
 	}
 	cfg.Logger.Info("owner", "key", keys[0], "node", c.procs[r.owner].name)
-	params := Params{Seed: cfg.Seed, MaxStaleness: cfg.MaxStaleness, Slack: cfg.MaxStaleness / 2}
-
-	wctx, stop := context.WithCancel(ctx)
-	for i := range cfg.Readers {
-		r.wg.Go(func() { r.readLoop(wctx, nil, uint64(cfg.Seed), uint64(100+i)) })
-	}
-	for i, p := range c.procs {
-		r.wg.Go(func() { r.readLoop(wctx, p, uint64(cfg.Seed), uint64(200+i)) })
-	}
-	for i := range cfg.Writers {
-		r.wg.Go(func() { r.writeLoop(wctx, i, uint64(cfg.Seed), uint64(1000+i)) })
-	}
-	r.wg.Go(func() { r.trustLoop(wctx) })
-
-	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x70726f63))
-	began := time.Now()
-	for pass := 0; pass == 0 || time.Since(began) < cfg.Duration; pass++ {
-		for _, f := range cfg.Faults {
-			if err = sleepCtx(ctx, cfg.Calm); err != nil {
-				break
+	r.rng = rand.New(rand.NewPCG(uint64(cfg.Seed), 0x70726f63))
+	p := plan[ProcFault]{
+		params:        Params{Seed: cfg.Seed, MaxStaleness: cfg.MaxStaleness, Slack: cfg.MaxStaleness / 2},
+		faults:        cfg.Faults,
+		duration:      cfg.Duration,
+		calm:          cfg.Calm,
+		converge:      cfg.Converge,
+		keys:          keys,
+		hotKeys:       cfg.HotKeys,
+		nodeReaders:   1,
+		randomReaders: cfg.Readers,
+		readPause:     cfg.ReadPause,
+		readErrPause:  20 * time.Millisecond,
+		writers:       cfg.Writers,
+		writePause: func(rng *rand.Rand, err error) time.Duration {
+			pause := cfg.WritePause/2 + time.Duration(rng.Int64N(int64(cfg.WritePause)))
+			if err != nil {
+				pause += 20 * time.Millisecond
 			}
-			if err = r.fault(ctx, f, rng); err != nil {
-				break
-			}
-			r.converge(ctx, f)
-		}
-		if err != nil || ctx.Err() != nil {
-			break
-		}
+			return pause
+		},
+		trustPoll:    100 * time.Millisecond,
+		convergePoll: 50 * time.Millisecond,
+		logger:       cfg.Logger,
 	}
-	stop()
-	r.wg.Wait()
-	h := r.rec.History(params)
-	if err == nil {
-		err = ctx.Err()
-	}
-	return Check(h), h, err
+	return drive(ctx, p, r.rec, &r.wg, r)
 }
 
-// pickKey returns a hot key half of the time, else any key.
-func (r *procRun) pickKey(rng *rand.Rand) string {
-	if rng.IntN(2) == 0 {
-		return r.keys[rng.IntN(r.cfg.HotKeys)]
-	}
-	return r.keys[rng.IntN(len(r.keys))]
-}
-
-// read sends one GET to p and records it under the incarnation it went to.
-func (r *procRun) read(ctx context.Context, p *proc, key string, timeout time.Duration) (uint64, error) {
+// readThrough sends one GET to p and records it under the incarnation it went to.
+func (r *procRun) readThrough(ctx context.Context, p *proc, key string, timeout time.Duration) (uint64, error) {
 	v := p.view()
 	start := r.rec.Now()
 	ver, err := r.c.get(ctx, v.base, key, timeout)
@@ -253,59 +235,23 @@ func (r *procRun) read(ctx context.Context, p *proc, key string, timeout time.Du
 
 // pickUp returns a random node that runs (not killed, not stopped), as a
 // load balancer probing the nodes would; any node if none does.
-func (r *procRun) pickUp(rng *rand.Rand) *proc {
+func (r *procRun) pickUp(rng *rand.Rand) int {
 	ps := r.c.procs
 	start := rng.IntN(len(ps))
 	for i := range ps {
-		if p := ps[(start+i)%len(ps)]; p.view().state == procUp {
-			return p
+		if j := (start + i) % len(ps); ps[j].view().state == procUp {
+			return j
 		}
 	}
-	return ps[start]
+	return start
 }
 
-// readLoop reads random keys: through a random running node when fixed is
-// nil, else always through fixed, whatever its state (a request to a killed
-// or stopped node fails, and is recorded as failed; the first ones after a
-// SIGCONT land in the window where the node may not have noticed yet).
-func (r *procRun) readLoop(ctx context.Context, fixed *proc, s1, s2 uint64) {
-	rng := rand.New(rand.NewPCG(s1, s2))
-	for ctx.Err() == nil {
-		p := fixed
-		if p == nil {
-			p = r.pickUp(rng)
-		}
-		pause := r.cfg.ReadPause
-		if _, err := r.read(ctx, p, r.pickKey(rng), 2*time.Second); err != nil {
-			pause += 20 * time.Millisecond // do not spin on a dead node
-		}
-		if pause > 0 {
-			_ = sleepCtx(ctx, pause)
-		}
-	}
-}
-
-// writeLoop PUTs random keys through random running nodes. The commit time is taken
-// as the request's start (the PUT writes the source first): staleness is
-// measured from at most the SQL write's latency too early.
-func (r *procRun) writeLoop(ctx context.Context, id int, s1, s2 uint64) {
-	rng := rand.New(rand.NewPCG(s1, s2))
-	for n := 0; ctx.Err() == nil; n++ {
-		_, _, err := r.write(ctx, r.pickUp(rng), r.pickKey(rng), fmt.Sprintf("w%d-%d", id, n))
-		pause := r.cfg.WritePause/2 + time.Duration(rng.Int64N(int64(r.cfg.WritePause)))
-		if err != nil {
-			pause += 20 * time.Millisecond
-		}
-		_ = sleepCtx(ctx, pause)
-	}
-}
-
-// write sends one PUT to p and records it under the incarnation it went
+// writeThrough sends one PUT to p and records it under the incarnation it went
 // to; ack reports whether AckAll held (every member acknowledged). The
 // request is not cut short when ctx ends: its outcome is recorded.
 // While p holds writes back (proc.holdWrites) it sends and records nothing
 // and returns errWritesHeld.
-func (r *procRun) write(ctx context.Context, p *proc, key, value string) (a putAnswer, ack bool, err error) {
+func (r *procRun) writeThrough(ctx context.Context, p *proc, key, value string) (a putAnswer, ack bool, err error) {
 	if !p.beginWrite() {
 		return putAnswer{}, false, errWritesHeld
 	}
@@ -329,26 +275,53 @@ func (r *procRun) write(ctx context.Context, p *proc, key, value string) (a putA
 // errWritesHeld is write's error for a node that holds writes back.
 var errWritesHeld = errors.New("check: writes through this node are held back")
 
-// trustLoop records each incarnation's trust flag (its /readyz) when it changes.
-func (r *procRun) trustLoop(ctx context.Context) {
-	was := map[string]bool{}
-	for sleepCtx(ctx, 100*time.Millisecond) == nil {
-		for _, p := range r.c.procs {
-			v := p.view()
-			if v.state != procUp {
-				continue
-			}
-			rd, err := r.c.readyz(ctx, v.base)
-			if err != nil {
-				continue
-			}
-			if old, seen := was[v.label]; !seen || old != rd.Trusted {
-				r.rec.Add(Event{Kind: KindTrust, Node: v.label, Start: r.rec.Now(), Trusted: rd.Trusted})
-				was[v.label] = rd.Trusted
-			}
-		}
-	}
+// The back end of [drive]: procRun is a backend[ProcFault].
+
+func (r *procRun) nodes() int { return len(r.c.procs) }
+
+func (r *procRun) read(ctx context.Context, i int, key string) (uint64, error) {
+	return r.readThrough(ctx, r.c.procs[i], key, 2*time.Second)
 }
+
+// write PUTs key through node i. The commit time is taken as the request's
+// start (the PUT writes the source first): staleness is measured from at
+// most the SQL write's latency too early.
+func (r *procRun) write(ctx context.Context, i int, key string, writer, seq int, _ *rand.Rand) error {
+	_, _, err := r.writeThrough(ctx, r.c.procs[i], key, fmt.Sprintf("w%d-%d", writer, seq))
+	return err
+}
+
+// trust reports an incarnation's trust flag (its /readyz); a node that is
+// not running, or does not answer, cannot be asked.
+func (r *procRun) trust(ctx context.Context, i int) (string, bool, bool) {
+	v := r.c.procs[i].view()
+	if v.state != procUp {
+		return v.label, false, false
+	}
+	rd, err := r.c.readyz(ctx, v.base)
+	if err != nil {
+		return v.label, false, false
+	}
+	return v.label, rd.Trusted, true
+}
+
+// ready requires the node to run and its /readyz to say ready.
+func (r *procRun) ready(ctx context.Context, i int) (string, string) {
+	v := r.c.procs[i].view()
+	if v.state != procUp {
+		return v.label, v.label + " is not running"
+	}
+	if rd, err := r.c.readyz(ctx, v.base); err != nil || !rd.Ready {
+		return v.label, fmt.Sprintf("%s not ready: %+v %v", v.label, rd, err)
+	}
+	return v.label, ""
+}
+
+func (r *procRun) source(ctx context.Context, key string) (uint64, error) {
+	return r.c.sourceVersion(ctx, key)
+}
+
+func (r *procRun) inject(ctx context.Context, f ProcFault) error { return r.fault(ctx, f, r.rng) }
 
 // fault applies f and returns once every node runs again and is ready. It
 // records the fault: a stopped node counts as cut off (G5) from the SIGSTOP
@@ -536,7 +509,7 @@ func (r *procRun) patientReads(ctx context.Context, p *proc, d time.Duration, rn
 			waited = true
 		case <-t.C:
 			key := r.keys[rng.IntN(r.cfg.HotKeys)]
-			r.wg.Go(func() { _, _ = r.read(ctx, p, key, d+maxPatience+15*time.Second) })
+			r.wg.Go(func() { _, _ = r.readThrough(ctx, p, key, d+maxPatience+15*time.Second) })
 			if !met {
 				met = until(ctx)
 			}
@@ -591,60 +564,9 @@ func (r *procRun) burst(ctx context.Context, p *proc, d time.Duration) {
 	for g := range 4 {
 		wg.Go(func() {
 			for i := g; bctx.Err() == nil; i++ {
-				_, _ = r.read(bctx, p, r.keys[i%len(r.keys)], d)
+				_, _ = r.readThrough(bctx, p, r.keys[i%len(r.keys)], d)
 			}
 		})
 	}
 	wg.Wait()
-}
-
-// converge waits until every node is ready and reads every key at least at
-// the source's version (those reads are recorded like any other), and
-// records how long that took, or why it did not happen within cfg.Converge.
-func (r *procRun) converge(ctx context.Context, f ProcFault) {
-	start := r.rec.Now()
-	deadline := time.Now().Add(r.cfg.Converge)
-	why := ""
-	for ctx.Err() == nil {
-		why = r.divergence(ctx)
-		if why == "" || time.Now().After(deadline) {
-			break
-		}
-		_ = sleepCtx(ctx, 50*time.Millisecond)
-	}
-	if ctx.Err() != nil {
-		return
-	}
-	r.rec.Add(Event{Kind: KindConverge, Fault: string(f), Start: start, End: r.rec.Now(), Err: why})
-	r.cfg.Logger.Info("converged", "fault", f, "took", time.Duration(r.rec.Now()-start), "err", why)
-}
-
-// divergence returns "" when every node is ready and agrees with the
-// source, else why not. Writers keep writing meanwhile: a key counts as
-// converged on a node when its read returned at least the source's version
-// read just before it.
-func (r *procRun) divergence(ctx context.Context) string {
-	for _, p := range r.c.procs {
-		v := p.view()
-		if v.state != procUp {
-			return v.label + " is not running"
-		}
-		if rd, err := r.c.readyz(ctx, v.base); err != nil || !rd.Ready {
-			return fmt.Sprintf("%s not ready: %+v %v", v.label, rd, err)
-		}
-		for _, k := range r.keys {
-			want, err := r.c.sourceVersion(ctx, k)
-			if err != nil {
-				return err.Error()
-			}
-			got, err := r.read(ctx, p, k, 2*time.Second)
-			if err != nil {
-				return fmt.Sprintf("%s: GET %s: %v", v.label, k, err)
-			}
-			if got < want {
-				return fmt.Sprintf("%s: GET %s = %d, source has %d", v.label, k, got, want)
-			}
-		}
-	}
-	return ""
 }

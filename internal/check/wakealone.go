@@ -50,7 +50,7 @@ func (r *procRun) cacheWitness(ctx context.Context, p *proc) (string, error) {
 		if _, err := r.c.db.ExecContext(ctx, "INSERT INTO items (id, body, version) VALUES (?, 'initial', 1)", key); err != nil {
 			return "", fmt.Errorf("check: add witness key %s: %w", key, err)
 		}
-		if _, err := r.read(ctx, p, key, 2*time.Second); err != nil {
+		if _, err := r.readThrough(ctx, p, key, 2*time.Second); err != nil {
 			return "", fmt.Errorf("check: witness read of %s on %s: %w", key, p.name, err)
 		}
 		if err := r.proveCached(ctx, p, key); err != nil {
@@ -73,7 +73,7 @@ func (r *procRun) proveCached(ctx context.Context, p *proc, key string) error {
 		if err != nil {
 			return err
 		}
-		ver, err := r.read(ctx, p, key, 2*time.Second)
+		ver, err := r.readThrough(ctx, p, key, 2*time.Second)
 		if err != nil {
 			return fmt.Errorf("check: witness read of %s on %s: %w", key, p.name, err)
 		}
@@ -105,13 +105,13 @@ func (r *procRun) wakeAloneWitness(ctx context.Context, p *proc, prefix string, 
 		return nil, fmt.Errorf("check: %s was not counted out by every peer for %v within %v of its stop",
 			p.name, deadQuiet, ProcStopWakeAlone.stopFor()+maxPatience)
 	}
-	q := r.pickUp(rng)
+	q := r.c.procs[r.pickUp(rng)]
 	if q == p || q.view().state != procUp {
 		return nil, fmt.Errorf("check: no running node to write the witness keys through")
 	}
 	for i := range witnessKeys {
 		key := prefix + fmt.Sprint(i)
-		a, ack, err := r.write(ctx, q, key, "superseded while "+p.name+" slept")
+		a, ack, err := r.writeThrough(ctx, q, key, "superseded while "+p.name+" slept")
 		if err != nil {
 			return nil, fmt.Errorf("check: witness write of %s: %w", key, err)
 		}
@@ -129,7 +129,7 @@ func (r *procRun) wakeAloneWitness(ctx context.Context, p *proc, prefix string, 
 		r.wg.Go(func() {
 			defer wg.Done()
 			start := time.Now()
-			ver, err := r.read(ctx, p, key, witnessWait+maxPatience)
+			ver, err := r.readThrough(ctx, p, key, witnessWait+maxPatience)
 			r.cfg.Logger.Info("witness read", "node", p.name, "key", key, "version", ver, "err", err,
 				"took", time.Since(start).Round(time.Millisecond))
 		})
