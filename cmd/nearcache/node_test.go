@@ -97,7 +97,7 @@ func TestNodeUsageErrors(t *testing.T) {
 		{name: "no source", args: []string{"node", "--name", "a"}, wantErr: "--source is required"},
 		{name: "bad profile", args: []string{"node", "--source", "sqlite:///x", "--profile", "wan"}, wantErr: `--profile "wan"`},
 		{name: "bad level", args: []string{"node", "--source", "sqlite:///x", "--log-level", "loud"}, wantErr: `--log-level "loud"`},
-		{name: "bad key file", args: []string{"node", "--source", "sqlite:///x", "--secret-key-file", "/nonexistent/key"}, wantErr: "secret key"},
+		{name: "bad key file", args: []string{"node", "--source", "sqlite:///x", "--secret-key-file", "/nonexistent/key"}, wantErr: "key file"},
 		{name: "bad port", args: []string{"node", "--source", "sqlite:///x", "--gossip-port", "70000"}, wantErr: "ports must be"},
 		{name: "bad env", args: []string{"node"}, env: map[string]string{"NEARCACHE_GOSSIP_PORT": "x"}, wantErr: "NEARCACHE_GOSSIP_PORT"},
 		{name: "empty name from env", args: []string{"node", "--source", "sqlite:///x"}, env: map[string]string{"NEARCACHE_NAME": ""}, wantErr: "--name is required"},
