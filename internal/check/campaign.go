@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -33,12 +34,20 @@ const (
 	FaultHalves  Fault = "split-halves"
 	FaultSlowDB  Fault = "slow-database"
 	FaultDBError Fault = "database-errors"
+	// FaultRestartSilent restarts a member (a graceful leave, then a new
+	// process of the same name at a new address) while another member's
+	// packets to the new address are lost: that peer never lists the new
+	// process, sends it nothing and does not wait for it. The restarted node
+	// must not trust its cache meanwhile (issue 11): it reads through. A
+	// build that trusts a restarted node at once serves what it cached while
+	// that peer's writes go unseen.
+	FaultRestartSilent Fault = "restart-silent-peer"
 )
 
 // AllFaults returns every fault, in a campaign's default order.
 func AllFaults() []Fault {
 	return []Fault{FaultLoss1, FaultLoss5, FaultLoss20, FaultLoss50, FaultDelay, FaultDupReor,
-		FaultIsolate, FaultHalves, FaultSlowDB, FaultDBError}
+		FaultIsolate, FaultHalves, FaultSlowDB, FaultDBError, FaultRestartSilent}
 }
 
 // CampaignConfig configures [RunCampaign]. Zero fields take the default beside them.
@@ -180,7 +189,7 @@ func (o observer) ObservePropagation(_ string, d time.Duration) {
 }
 
 type cmember struct {
-	name string
+	name string // in the history: the node's name, with "@<n>" after its n-th restart (another process, as far as G1/G2 go)
 	addr string
 	n    *node.Node
 	g    *node.Group[string]
@@ -204,7 +213,8 @@ func RunCampaign(ctx context.Context, cfg CampaignConfig) (Report, *History, err
 		src.commit(keys[i])
 	}
 	nw := gossiptest.New(cfg.Seed)
-	ms, err := startCluster(ctx, cfg, nw, src, rec)
+	cluster := clusterName()
+	ms, err := startCluster(ctx, cfg, nw, src, rec, cluster)
 	defer func() {
 		for _, m := range ms {
 			m.n.Close(context.Background())
@@ -213,7 +223,7 @@ func RunCampaign(ctx context.Context, cfg CampaignConfig) (Report, *History, err
 	if err != nil {
 		return Report{}, nil, err
 	}
-	b := &memCluster{cfg: cfg, nw: nw, src: src, ms: ms, rec: rec, rng: rng}
+	b := &memCluster{cfg: cfg, nw: nw, src: src, ms: ms, rec: rec, rng: rng, cluster: cluster, seed: ms[0].addr}
 	p := plan[Fault]{
 		params:      Params{Seed: cfg.Seed, MaxStaleness: cfg.MaxStaleness, Slack: cfg.MaxStaleness / 2},
 		faults:      cfg.Faults,
@@ -241,19 +251,33 @@ type memCluster struct {
 	cfg CampaignConfig
 	nw  *gossiptest.Network
 	src *source
+	// mmu guards the elements of ms (FaultRestartSilent replaces one); the
+	// slice itself never changes length.
+	mmu sync.RWMutex
 	ms  []*cmember
 	rec *Recorder
 	rng *lockedRand // the faults', shared with the source's loaders
+	// cluster and seed are what a restarted member joins.
+	cluster, seed string
+	blocked       [][2]string // Block rules to lift at the phase's end; guarded by mmu
+	restarts      int         // FaultRestartSilent's so far (only inject, one at a time, touches it)
 }
 
 func (c *memCluster) nodes() int                { return len(c.ms) }
 func (c *memCluster) pickUp(rng *rand.Rand) int { return rng.IntN(len(c.ms)) }
+
+// member returns member i as it is now.
+func (c *memCluster) member(i int) *cmember {
+	c.mmu.RLock()
+	defer c.mmu.RUnlock()
+	return c.ms[i]
+}
 func (c *memCluster) source(_ context.Context, key string) (uint64, error) {
 	return c.src.current(key), nil
 }
 
 func (c *memCluster) read(ctx context.Context, i int, key string) (uint64, error) {
-	m := c.ms[i]
+	m := c.member(i)
 	start := c.rec.Now()
 	rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	v, err := m.g.Get(rctx, key)
@@ -276,7 +300,7 @@ func (c *memCluster) read(ctx context.Context, i int, key string) (uint64, error
 // AckAllEvery is an AckAll call, which gives up after MaxStaleness/2 (it
 // fails while a member is cut off).
 func (c *memCluster) write(ctx context.Context, i int, key string, _, _ int, rng *rand.Rand) error {
-	m := c.ms[i]
+	m := c.member(i)
 	ack := rng.IntN(c.cfg.AckAllEvery) == 0
 	ver, commit := c.src.commit(key)
 	start := c.rec.Now()
@@ -293,11 +317,12 @@ func (c *memCluster) write(ctx context.Context, i int, key string, _, _ int, rng
 }
 
 func (c *memCluster) trust(_ context.Context, i int) (string, bool, bool) {
-	return c.ms[i].name, c.ms[i].n.Trusted(), true
+	m := c.member(i)
+	return m.name, m.n.Trusted(), true
 }
 
 func (c *memCluster) ready(_ context.Context, i int) (string, string) {
-	m := c.ms[i]
+	m := c.member(i)
 	if !m.n.Trusted() {
 		return m.name, m.name + " does not trust its cache"
 	}
@@ -306,42 +331,61 @@ func (c *memCluster) ready(_ context.Context, i int) (string, string) {
 
 var campaigns atomic.Int64 // campaigns started by this process
 
-func startCluster(ctx context.Context, cfg CampaignConfig, nw *gossiptest.Network, src *source, rec *Recorder) ([]*cmember, error) {
+// startMember starts member name of cluster on a new transport of nw,
+// joining seed ("" = none); before, when not nil, runs with the transport's
+// address before the node starts (to set a rule for it).
+func startMember(ctx context.Context, cfg CampaignConfig, nw *gossiptest.Network, src *source, rec *Recorder,
+	cluster, name, label, seed string, before func(addr string)) (*cmember, error) {
+	tr, err := nw.Loopback()
+	if err != nil {
+		return nil, err
+	}
+	if before != nil {
+		before(tr.Addr())
+	}
+	nc := node.DefaultLocalConfig(name)
+	nc.Cluster = cluster
+	nc.Transport = tr
+	nc.MaxStaleness = cfg.MaxStaleness
+	nc.LoadTimeout = 2 * time.Second
+	nc.Logger = cfg.Logger.With("node", label)
+	nc.Observer = observer{rec: rec, node: label}
+	if seed != "" {
+		nc.Join = []string{seed}
+	}
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	n, err := node.Start(sctx, nc)
+	if err != nil {
+		tr.Shutdown()
+		return nil, fmt.Errorf("check: start %s: %w", name, err)
+	}
+	g, err := node.NewGroup(n, "rows", node.GroupConfig[string]{Loader: loader{s: src, node: label}})
+	if err != nil {
+		n.Close(context.Background())
+		return nil, fmt.Errorf("check: group on %s: %w", label, err)
+	}
+	return &cmember{name: label, addr: tr.Addr(), n: n, g: g}, nil
+}
+
+// clusterName is a cluster name of its own (two campaigns in one process,
+// or test packages running at once, never take each other's nodes for peers
+// when a port is reused; see node.Config.Cluster).
+func clusterName() string { return fmt.Sprintf("check-%d-%d", os.Getpid(), campaigns.Add(1)) }
+
+func startCluster(ctx context.Context, cfg CampaignConfig, nw *gossiptest.Network, src *source, rec *Recorder, cluster string) ([]*cmember, error) {
 	var ms []*cmember
 	var seed string
-	// A name of its own (two campaigns in one process, or test packages
-	// running at once, never take each other's nodes for peers when a port
-	// is reused; see node.Config.Cluster).
-	cluster := fmt.Sprintf("check-%d-%d", os.Getpid(), campaigns.Add(1))
 	for i := range cfg.Nodes {
-		tr, err := nw.Loopback()
+		name := "n" + strconv.Itoa(i)
+		m, err := startMember(ctx, cfg, nw, src, rec, cluster, name, name, seed, nil)
 		if err != nil {
 			return ms, err
 		}
-		name := "n" + strconv.Itoa(i)
-		nc := node.DefaultLocalConfig(name)
-		nc.Cluster = cluster
-		nc.Transport = tr
-		nc.MaxStaleness = cfg.MaxStaleness
-		nc.LoadTimeout = 2 * time.Second
-		nc.Logger = cfg.Logger.With("node", name)
-		nc.Observer = observer{rec: rec, node: name}
-		if i > 0 {
-			nc.Join = []string{seed}
-		} else {
-			seed = tr.Addr()
+		if i == 0 {
+			seed = m.addr
 		}
-		n, err := node.Start(ctx, nc)
-		if err != nil {
-			tr.Shutdown()
-			return ms, fmt.Errorf("check: start %s: %w", name, err)
-		}
-		g, err := node.NewGroup(n, "rows", node.GroupConfig[string]{Loader: loader{s: src, node: name}})
-		if err != nil {
-			n.Close(context.Background())
-			return ms, fmt.Errorf("check: group on %s: %w", name, err)
-		}
-		ms = append(ms, &cmember{name: name, addr: tr.Addr(), n: n, g: g})
+		ms = append(ms, m)
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -356,6 +400,60 @@ func startCluster(ctx context.Context, cfg CampaignConfig, nw *gossiptest.Networ
 			return ms, errors.New("check: the cluster did not form within 20s")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// restartSilent is FaultRestartSilent's start: member i (never the seed)
+// leaves and comes back at a new address, which member j's packets do not
+// reach until the phase ends. It returns the restarted member's name: cut
+// off from j for the phase (G5 applies to its reads).
+func (c *memCluster) restartSilent(ctx context.Context) ([]string, error) {
+	i := 1 + c.rng.IntN(len(c.ms)-1)
+	j := 1 + (i % (len(c.ms) - 1)) // another non-seed member
+	old, silent := c.member(i), c.member(j)
+	if err := old.n.Close(ctx); err != nil {
+		c.cfg.Logger.Warn("restart: close", "node", old.name, "err", err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		gone := true
+		for k := range c.ms {
+			if k != i && slices.ContainsFunc(c.member(k).n.Members(), func(m node.Member) bool { return m.Name == old.n.Name() }) {
+				gone = false
+			}
+		}
+		if gone {
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return nil, fmt.Errorf("check: %s still listed 20s after its leave", old.name)
+		}
+	}
+	c.restarts++
+	label := old.n.Name() + "@" + strconv.Itoa(c.restarts)
+	m, err := startMember(ctx, c.cfg, c.nw, c.src, c.rec, c.cluster, old.n.Name(), label, c.seed, func(addr string) {
+		c.nw.Block(silent.addr, addr)
+		c.mmu.Lock()
+		c.blocked = append(c.blocked, [2]string{silent.addr, addr})
+		c.mmu.Unlock()
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.mmu.Lock()
+	c.ms[i] = m
+	c.mmu.Unlock()
+	c.cfg.Logger.Info("restarted", "node", m.name, "addr", m.addr, "silent", silent.name)
+	return []string{m.name}, nil
+}
+
+// unblock lifts the rules restartSilent set.
+func (c *memCluster) unblock() {
+	c.mmu.Lock()
+	rules := c.blocked
+	c.blocked = nil
+	c.mmu.Unlock()
+	for _, r := range rules {
+		c.nw.Unblock(r[0], r[1])
 	}
 }
 
@@ -394,6 +492,12 @@ func (c *memCluster) inject(ctx context.Context, f Fault) error {
 		src.slow.Store(int64(50 * time.Millisecond))
 	case FaultDBError:
 		src.errp.Store(200)
+	case FaultRestartSilent:
+		var err error
+		if cut, err = c.restartSilent(ctx); err != nil {
+			return err
+		}
+		phase = max(phase, 3*cfg.MaxStaleness)
 	}
 	start := rec.Now()
 	cfg.Logger.Info("fault", "fault", f, "for", phase)
@@ -407,6 +511,7 @@ func (c *memCluster) inject(ctx context.Context, f Fault) error {
 	nw.SetDuplicate(0)
 	nw.SetDelay(0, 0)
 	nw.Heal()
+	c.unblock()
 	src.slow.Store(0)
 	src.errp.Store(0)
 	rec.Add(Event{Kind: KindFault, Fault: string(f), Nodes: cut, Start: start, End: rec.Now()})
