@@ -25,12 +25,26 @@ import (
 // binaries, one directory per major version, off PATH.
 const debianBinGlob = "/usr/lib/postgresql/*/bin"
 
+// Options configures a server started with [StartWith]. The zero value is
+// what [Start] runs.
+type Options struct {
+	// Logical sets wal_level=logical (with room for replication slots and
+	// WAL senders), for tests of logical replication consumers.
+	Logical bool
+}
+
 // Start runs a throwaway PostgreSQL server on 127.0.0.1 and returns its DSN
 // (postgres://nc@127.0.0.1:PORT/postgres?sslmode=disable). The server is
 // stopped and its files removed when t's cleanup runs. Start skips t when
 // PostgreSQL's initdb and postgres are not installed, or when running as root
 // without a "postgres" user to run them as.
 func Start(t testing.TB) string {
+	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// StartWith is [Start] with options.
+func StartWith(t testing.TB, o Options) string {
 	t.Helper()
 	initdb, postgres, err := findBinaries(debianBinGlob)
 	if err != nil {
@@ -70,9 +84,14 @@ func Start(t testing.TB) string {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	srv := command(postgres, "-D", data, "-p", strconv.Itoa(port), "-k", dir,
+	args := []string{"-D", data, "-p", strconv.Itoa(port), "-k", dir,
 		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
-		"-c", "full_page_writes=off", "-c", "max_connections=200")
+		"-c", "full_page_writes=off", "-c", "max_connections=200"}
+	if o.Logical {
+		args = append(args, "-c", "wal_level=logical", "-c", "max_replication_slots=16",
+			"-c", "max_wal_senders=16")
+	}
+	srv := command(postgres, args...)
 	var logs lockedBuffer
 	srv.Stdout, srv.Stderr = &logs, &logs
 	if err := srv.Start(); err != nil {

@@ -110,3 +110,17 @@ func TestCompareVersions(t *testing.T) {
 		})
 	}
 }
+
+// TestStartLogical checks that the Logical option turns on logical decoding.
+func TestStartLogical(t *testing.T) {
+	dsn := StartWith(t, Options{Logical: true})
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var level string
+	if err := db.QueryRowContext(context.Background(), "SHOW wal_level").Scan(&level); err != nil || level != "logical" {
+		t.Fatalf("wal_level = %q, %v; want logical", level, err)
+	}
+}
