@@ -434,10 +434,7 @@ func (f *Feed) stream(ctx context.Context, side *pgx.Conn, repl *pgconn.PgConn, 
 		f.read(ctx, repl, session, items)
 	}()
 	defer func() {
-		cancel()
-		cctx, c2 := context.WithTimeout(context.Background(), time.Second)
-		defer c2()
-		repl.Close(cctx) // ends a ReceiveMessage in flight
+		cancel() // ends a ReceiveMessage in flight (and a send); session closes repl after
 		<-done
 	}()
 
@@ -446,6 +443,7 @@ func (f *Feed) stream(ctx context.Context, side *pgx.Conn, repl *pgconn.PgConn, 
 		pendingEnd pglogrepl.LSN // the newest transaction end whose changes are all in pending or applied
 		pendingTx  uint64
 		openMarker uint64
+		open       bool   // inside a transaction: its remaining changes are on their way
 		doneMarker uint64 // the newest marker whose transaction is in pending or applied
 		reply      bool
 		seq        uint64
@@ -462,6 +460,9 @@ func (f *Feed) stream(ctx context.Context, side *pgx.Conn, repl *pgconn.PgConn, 
 			return it.err
 		}
 		pending = append(pending, it.changes...)
+		if len(it.changes) > 0 || it.ignored > 0 || it.marker > 0 {
+			open = true
+		}
 		if it.ignored > 0 {
 			f.ignored.Add(uint64(it.ignored))
 		}
@@ -476,6 +477,7 @@ func (f *Feed) stream(ctx context.Context, side *pgx.Conn, repl *pgconn.PgConn, 
 				pendingTx++
 			}
 			pendingEnd = max(pendingEnd, it.commit)
+			open = false
 		}
 		reply = reply || it.reply
 		return nil
@@ -569,8 +571,22 @@ func (f *Feed) stream(ctx context.Context, side *pgx.Conn, repl *pgconn.PgConn, 
 			if err := take(it); err != nil {
 				return err
 			}
+			// Take what else has arrived, and the rest of an open
+			// transaction (nothing of it can be confirmed before its
+			// commit), up to a batch.
 		drain:
 			for len(pending) < f.cfg.BatchSize {
+				if open {
+					select {
+					case it := <-items:
+						if err := take(it); err != nil {
+							return err
+						}
+						continue
+					case <-ctx.Done():
+						return ctx.Err()
+					}
+				}
 				select {
 				case it := <-items:
 					if err := take(it); err != nil {
