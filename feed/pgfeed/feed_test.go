@@ -383,4 +383,4 @@ func TestSetupErrors(t *testing.T) {
 type nopSink struct{}
 
 func (nopSink) ApplyChanges(context.Context, []node.Change, ...node.WriteOption) error { return nil }
-func (nopSink) Progress(context.Context, []string, time.Time) error                { return nil }
+func (nopSink) Progress(context.Context, []string, time.Time) error                    { return nil }

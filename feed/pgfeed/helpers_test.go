@@ -2,10 +2,10 @@ package pgfeed
 
 import (
 	"context"
-	"log/slog"
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
