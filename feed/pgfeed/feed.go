@@ -608,8 +608,10 @@ func (f *Feed) apply(ctx context.Context, sink node.ChangeSink, batch []node.Cha
 	backoff := 10 * time.Millisecond
 	for {
 		actx, cancel := context.WithTimeout(ctx, f.cfg.ApplyTimeout)
+		start := time.Now()
 		err := sink.ApplyChanges(actx, batch)
 		cancel()
+		f.log.Debug("pgfeed: ApplyChanges", "changes", len(batch), "took", time.Since(start), "err", err)
 		if err == nil {
 			f.applyCalls.Add(1)
 			f.changes.Add(uint64(len(batch)))

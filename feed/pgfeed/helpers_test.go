@@ -135,6 +135,7 @@ func cluster(t testing.TB, p *pg, size int) []*member {
 	for i := range size {
 		cfg := node.DefaultLocalConfig(fmt.Sprintf("n%d", i))
 		cfg.Cluster = name
+		cfg.MaxStaleness = testMaxStaleness
 		if i > 0 {
 			cfg.Join = []string{ms[0].n.Addr()}
 		}
@@ -155,7 +156,7 @@ func cluster(t testing.TB, p *pg, size int) []*member {
 		}
 		ms[i] = &member{n: n, users: u, summaries: s}
 	}
-	eventually(t, 15*time.Second, "every member trusted and seeing all", func() bool {
+	eventually(t, 45*time.Second, "every member trusted and seeing all", func() bool {
 		for _, m := range ms {
 			if !m.n.Trusted() || len(m.n.Members()) != size {
 				return false
@@ -166,9 +167,13 @@ func cluster(t testing.TB, p *pg, size int) []*member {
 	return ms
 }
 
-// feedConfig maps users and orders; MaxStaleness is the nodes' (2s).
+// testMaxStaleness is the nodes' and the feed's MaxStaleness: 5s, so that
+// the tests hold with the race detector on a loaded 2-core machine.
+const testMaxStaleness = 5 * time.Second
+
+// feedConfig maps users and orders.
 func feedConfig(p *pg) Config {
-	cfg := DefaultConfig(p.dsn, "nc_slot", "nc_pub", 2*time.Second)
+	cfg := DefaultConfig(p.dsn, "nc_slot", "nc_pub", testMaxStaleness)
 	cfg.Tables = []Mapping{
 		{Table: "users", Group: "users", Key: "user:{id}", Version: VersionColumn, VersionColumn: "version"},
 		{Table: "public.orders", Group: "summaries", Key: "order:{id}", Version: VersionClock, Tags: []string{"user:{user_id}"}},
@@ -225,7 +230,7 @@ func eventually(t testing.TB, limit time.Duration, what string, cond func() bool
 func waitApplied(t testing.TB, p *pg, f *Feed) {
 	t.Helper()
 	lsn := p.insertLSN(t)
-	eventually(t, 20*time.Second, fmt.Sprintf("the feed confirms LSN %X", lsn), func() bool { return f.Stats().ConfirmedLSN >= lsn })
+	eventually(t, 60*time.Second, fmt.Sprintf("the feed confirms LSN %X", lsn), func() bool { return f.Stats().ConfirmedLSN >= lsn })
 }
 
 // waitTrusted waits until every member serves key of g from its cache
@@ -233,7 +238,7 @@ func waitApplied(t testing.TB, p *pg, f *Feed) {
 func waitTrusted(t testing.TB, ms []*member, g func(*member) *node.Group[string], key string) {
 	t.Helper()
 	for _, m := range ms {
-		eventually(t, 15*time.Second, m.n.Name()+" serves "+key+" from its cache", func() bool {
+		eventually(t, 45*time.Second, m.n.Name()+" serves "+key+" from its cache", func() bool {
 			before := gs(m, g(m)).Hits
 			if _, err := g(m).Get(context.Background(), key); err != nil && !node.IsNotFound(err) {
 				t.Fatal(err)
@@ -331,7 +336,7 @@ func gs(m *member, g *node.Group[string]) node.GroupStats {
 func waitFresh(t testing.TB, ms []*member, g func(*member) *node.Group[string], key string) {
 	t.Helper()
 	for _, m := range ms {
-		eventually(t, 15*time.Second, m.n.Name()+" trusts "+g(m).Name(), func() bool {
+		eventually(t, 45*time.Second, m.n.Name()+" trusts "+g(m).Name(), func() bool {
 			deg := gs(m, g(m)).Degraded
 			g(m).Get(context.Background(), key)
 			return gs(m, g(m)).Degraded == deg
