@@ -283,12 +283,15 @@ type gateSink struct {
 
 	mu   sync.Mutex
 	seen map[string]bool // keys of failed batches
+	// poison, when set before use, limits the blocking to batches with one
+	// of its keys.
+	poison map[string]bool
 	// onApplied, when set, is called after each successful ApplyChanges.
 	onApplied func([]node.Change)
 }
 
 func (s *gateSink) ApplyChanges(ctx context.Context, changes []node.Change, opts ...node.WriteOption) error {
-	if s.blocked.Load() {
+	if s.blocked.Load() && s.poisoned(changes) {
 		s.failed.Add(1)
 		s.mu.Lock()
 		if s.seen == nil {
@@ -350,4 +353,16 @@ type tlog struct{ t testing.TB }
 func (w tlog) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSuffix(string(p), "\n"))
 	return len(p), nil
+}
+
+func (s *gateSink) poisoned(changes []node.Change) bool {
+	if s.poison == nil {
+		return true
+	}
+	for _, c := range changes {
+		if s.poison[c.Key] {
+			return true
+		}
+	}
+	return false
 }
