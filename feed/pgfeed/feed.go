@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,8 +48,9 @@ type Feed struct {
 	lastAsOf     atomic.Int64  // unix nanos of the newest progress reported
 	running      atomic.Bool
 
-	mu      sync.Mutex
-	sawBusy bool // the slot was found held by another consumer since this feed last held it
+	mu        sync.Mutex
+	sawBusy   bool // the slot was found held by another consumer since this feed last held it
+	mustPurge bool // this feed created the slot and has not yet had every mapped group purged
 }
 
 // New checks cfg and returns a Feed; nothing connects before Run.
@@ -244,9 +246,16 @@ func (f *Feed) session(ctx context.Context, sink node.ChangeSink) (held bool, er
 	} else {
 		f.log.Info("pgfeed: holding the slot")
 	}
+	f.mu.Lock()
 	if created {
+		f.mustPurge = true
+	}
+	purge := f.mustPurge
+	f.mu.Unlock()
+	if purge {
 		// What was committed before the slot existed is not in its log: drop
-		// every mapped group everywhere before anything is confirmed.
+		// every mapped group everywhere before anything is confirmed. Until
+		// that is acknowledged, every session of this Feed tries again.
 		purge := make([]node.Change, len(f.groups))
 		for i, g := range f.groups {
 			purge[i] = node.Change{Group: g, Kind: node.ChangeGroup}
@@ -254,6 +263,9 @@ func (f *Feed) session(ctx context.Context, sink node.ChangeSink) (held bool, er
 		if err := f.apply(ctx, sink, purge); err != nil {
 			return true, err
 		}
+		f.mu.Lock()
+		f.mustPurge = false
+		f.mu.Unlock()
 		f.log.Warn("pgfeed: created the slot; purged every mapped group (changes before it are not in its log)", "groups", f.groups)
 	}
 	return true, f.stream(ctx, side, repl, sink)
@@ -371,7 +383,7 @@ func (f *Feed) checkIdentity(ctx context.Context, side *pgx.Conn) error {
 		}
 		var missing []string
 		for _, c := range need {
-			if !in[c] && !strings.Contains(strings.Join(missing, ","), c) {
+			if !in[c] && !slices.Contains(missing, c) {
 				missing = append(missing, c)
 			}
 		}
@@ -387,8 +399,9 @@ func (f *Feed) checkIdentity(ctx context.Context, side *pgx.Conn) error {
 // streamed by another consumer is errBusy.
 func (f *Feed) ensureSlot(ctx context.Context, side *pgx.Conn) (created bool, err error) {
 	var plugin, typ string
-	var active bool
-	err = side.QueryRow(ctx, "SELECT coalesce(plugin, ''), slot_type, active FROM pg_replication_slots WHERE slot_name = $1", f.cfg.Slot).Scan(&plugin, &typ, &active)
+	var active, here bool
+	err = side.QueryRow(ctx, "SELECT coalesce(plugin, ''), slot_type, active, database IS NOT DISTINCT FROM current_database() FROM pg_replication_slots WHERE slot_name = $1",
+		f.cfg.Slot).Scan(&plugin, &typ, &active, &here)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		_, err := side.Exec(ctx, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", f.cfg.Slot)
@@ -404,6 +417,8 @@ func (f *Feed) ensureSlot(ctx context.Context, side *pgx.Conn) (created bool, er
 		return true, nil
 	case err != nil:
 		return false, fmt.Errorf("pgfeed: %w", err)
+	case !here:
+		return false, fatalf("pgfeed: slot %q belongs to another database than the DSN's", f.cfg.Slot)
 	case typ != "logical" || plugin != "pgoutput":
 		return false, fatalf("pgfeed: slot %q is a %s slot with plugin %q: want a logical slot with pgoutput", f.cfg.Slot, typ, plugin)
 	case active:
