@@ -36,7 +36,9 @@ func TestDecodeRows(t *testing.T) {
 		Columns: []*pglogrepl.RelationMessageColumn{{Name: "id"}, {Name: "user_id"}, {Name: "v"}}})
 	d.relation(&pglogrepl.RelationMessage{RelationID: 2, Namespace: "public", RelationName: "other",
 		Columns: []*pglogrepl.RelationMessageColumn{{Name: "id"}}})
-	key := func(k string, v uint64) node.Change { return node.Change{Group: "g", Kind: node.ChangeKey, Key: k, Version: v} }
+	key := func(k string, v uint64) node.Change {
+		return node.Change{Group: "g", Kind: node.ChangeKey, Key: k, Version: v}
+	}
 	tag := func(k string) node.Change { return node.Change{Group: "g", Kind: node.ChangeTag, Key: k} }
 	group := node.Change{Group: "g", Kind: node.ChangeGroup}
 	for _, tc := range []struct {

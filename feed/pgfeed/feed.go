@@ -463,7 +463,11 @@ func (f *Feed) stream(ctx context.Context, side *pgx.Conn, repl *pgconn.PgConn, 
 		reply      bool
 		seq        uint64
 		markers    = map[uint64]time.Time{} // outstanding: seq -> as-of time
-		confirmed  = pglogrepl.LSN(f.confirmed.Load())
+		// What this session confirmed; 0 until it confirms something. Not the
+		// feed's value from an earlier session: the slot may have been
+		// recreated since, and a position must never be confirmed beyond
+		// what this slot delivered and was applied.
+		confirmed  pglogrepl.LSN
 		lastStatus time.Time
 	)
 	sendStatus := func() error {

@@ -25,6 +25,10 @@ import (
 // clusters on 127.0.0.1 (memberlist over loopback UDP/TCP). PostgreSQL's
 // sockets cannot live in a synctest bubble, so waits poll observable state
 // (the feed's confirmed LSN, node counters) with a real-time deadline.
+// They depend on scheduling (real sockets, real timeouts); run under CPU
+// load with
+//
+//	timeout 1500 sh -c 'yes >/dev/null & yes >/dev/null & go test -race -count=5 -timeout 24m ./feed/pgfeed/; kill %1 %2'
 
 var clusterSeq atomic.Int64
 
