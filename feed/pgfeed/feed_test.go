@@ -282,37 +282,7 @@ func TestG9(t *testing.T) {
 	p.exec(t, "INSERT INTO users (id, name) VALUES (1, 'a')")
 	ms := cluster(t, p, 3)
 	cfg := feedConfig(p)
-	const maxStaleness = testMaxStaleness
-	untrustedWithin := func(what string, r *running) {
-		t.Helper()
-		type read struct {
-			at      time.Time // before the Get began
-			trusted bool
-		}
-		reads := map[string][]read{}
-		for _, m := range ms {
-			eventually(t, 3*maxStaleness, m.n.Name()+" stops trusting users "+what, func() bool {
-				deg := gs(m, m.users).Degraded
-				at := time.Now()
-				m.users.Get(context.Background(), "user:1")
-				trusted := gs(m, m.users).Degraded == deg
-				reads[m.n.Name()] = append(reads[m.n.Name()], read{at, trusted})
-				return !trusted
-			})
-		}
-		// The feed can report no more progress now. A node may serve cached
-		// values until the newest as-of time reported + MaxStaleness, and
-		// no read that began later may have been trusted.
-		asOf := time.Unix(0, r.f.lastAsOf.Load())
-		for name, rs := range reads {
-			for _, rd := range rs {
-				if rd.trusted && rd.at.After(asOf.Add(maxStaleness)) {
-					t.Errorf("%s %s: a read %v after the last progress's as-of time served the cache (MaxStaleness %v)",
-						name, what, rd.at.Sub(asOf), maxStaleness)
-				}
-			}
-		}
-	}
+	untrustedWithin := func(what string, r *running) { t.Helper(); untrustedWithin(t, ms, what, r) }
 
 	sink := &gateSink{ChangeSink: ms[0].n}
 	r := runFeed(t, cfg, sink)
@@ -399,3 +369,58 @@ type nopSink struct{}
 
 func (nopSink) ApplyChanges(context.Context, []node.Change, ...node.WriteOption) error { return nil }
 func (nopSink) Progress(context.Context, []string, time.Time) error                    { return nil }
+
+// untrustedWithin polls a cached key's reads on every member until each
+// stops trusting the LogFed group users, and checks that no read begun
+// after the feed's last reported as-of time + MaxStaleness was served from
+// the cache (G9). Call it once the feed can report no more progress.
+func untrustedWithin(t *testing.T, ms []*member, what string, r *running) {
+	t.Helper()
+	const maxStaleness = testMaxStaleness
+	type read struct {
+		at      time.Time // before the Get began
+		trusted bool
+	}
+	reads := map[string][]read{}
+	for _, m := range ms {
+		eventually(t, 3*maxStaleness, m.n.Name()+" stops trusting users "+what, func() bool {
+			deg := gs(m, m.users).Degraded
+			at := time.Now()
+			m.users.Get(context.Background(), "user:1")
+			trusted := gs(m, m.users).Degraded == deg
+			reads[m.n.Name()] = append(reads[m.n.Name()], read{at, trusted})
+			return !trusted
+		})
+	}
+	asOf := time.Unix(0, r.f.lastAsOf.Load())
+	for name, rs := range reads {
+		for _, rd := range rs {
+			if rd.trusted && rd.at.After(asOf.Add(maxStaleness)) {
+				t.Errorf("%s %s: a read %v after the last progress's as-of time served the cache (MaxStaleness %v)",
+					name, what, rd.at.Sub(asOf), maxStaleness)
+			}
+		}
+	}
+}
+
+// TestPostgresRestart: PostgreSQL stopped under a running feed: every node
+// stops serving the LogFed group's cached values within MaxStaleness of the
+// last progress (G9); started again: the feed reconnects and resumes, the
+// nodes trust the group again, and a write after the restart reaches every
+// node. Checked to fail: a feed that does not reconnect (Run returning on
+// a session error) never confirms the write.
+func TestPostgresRestart(t *testing.T) {
+	p := startPG(t)
+	p.exec(t, "INSERT INTO users (id, name) VALUES (1, 'a')")
+	ms := cluster(t, p, 3)
+	r := runFeed(t, feedConfig(p), ms[0].n)
+	waitTrusted(t, ms, users, "user:1")
+	p.srv.Stop()
+	eventually(t, 30*time.Second, "the feed notices", func() bool { return r.f.Stats().Reconnects > 0 })
+	untrustedWithin(t, ms, "with PostgreSQL stopped", r)
+	p.srv.Start()
+	p.exec(t, "UPDATE users SET name = 'b' WHERE id = 1")
+	waitApplied(t, p, r.f)
+	waitTrusted(t, ms, users, "user:1")
+	mustGetCached(t, ms, users, "user:1", "b")
+}

@@ -47,11 +47,13 @@ CREATE TABLE unmapped (id int PRIMARY KEY, v int);
 type pg struct {
 	dsn string
 	db  *sql.DB
+	srv *pgtest.Server
 }
 
 func startPG(t testing.TB) *pg {
 	t.Helper()
-	dsn := pgtest.StartWith(t, pgtest.Options{Logical: true})
+	srv := pgtest.StartServer(t, pgtest.Options{Logical: true})
+	dsn := srv.DSN
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +62,7 @@ func startPG(t testing.TB) *pg {
 	if _, err := db.Exec(schema); err != nil {
 		t.Fatal(err)
 	}
-	return &pg{dsn: dsn, db: db}
+	return &pg{dsn: dsn, db: db, srv: srv}
 }
 
 func (p *pg) exec(t testing.TB, q string, args ...any) {

@@ -46,6 +46,24 @@ func Start(t testing.TB) string {
 // StartWith is [Start] with options.
 func StartWith(t testing.TB, o Options) string {
 	t.Helper()
+	return StartServer(t, o).DSN
+}
+
+// Server is a running throwaway PostgreSQL, for tests that stop and start
+// it (a restart, an outage). Its methods are for the test's goroutine.
+type Server struct {
+	DSN string
+
+	t      testing.TB
+	cmd    func() *exec.Cmd // a new postgres process on the same data and port
+	proc   *exec.Cmd
+	exited chan error
+	logs   *lockedBuffer
+}
+
+// StartServer is [StartWith], returning the server.
+func StartServer(t testing.TB, o Options) *Server {
+	t.Helper()
 	initdb, postgres, err := findBinaries(debianBinGlob)
 	if err != nil {
 		needs.Missing(t, "PostgreSQL ("+err.Error()+")", "make bench-deps (apt-get install postgresql)")
@@ -91,28 +109,50 @@ func StartWith(t testing.TB, o Options) string {
 		args = append(args, "-c", "wal_level=logical", "-c", "max_replication_slots=16",
 			"-c", "max_wal_senders=16")
 	}
-	srv := command(postgres, args...)
-	var logs lockedBuffer
-	srv.Stdout, srv.Stderr = &logs, &logs
+	s := &Server{
+		DSN:  fmt.Sprintf("postgres://nc@127.0.0.1:%d/postgres?sslmode=disable", port),
+		t:    t,
+		cmd:  func() *exec.Cmd { return command(postgres, args...) },
+		logs: &lockedBuffer{},
+	}
+	t.Cleanup(s.Stop)
+	s.Start()
+	return s
+}
+
+// Start starts the server again after Stop (on the same port and data).
+func (s *Server) Start() {
+	s.t.Helper()
+	if s.proc != nil {
+		s.t.Fatal("pgtest: Start: the server is running")
+	}
+	srv := s.cmd()
+	srv.Stdout, srv.Stderr = s.logs, s.logs
 	if err := srv.Start(); err != nil {
-		t.Fatalf("pgtest: start postgres: %v", err)
+		s.t.Fatalf("pgtest: start postgres: %v", err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- srv.Wait() }()
-	t.Cleanup(func() {
-		_ = srv.Process.Signal(syscall.SIGINT) // fast shutdown, by pid
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = srv.Process.Kill()
-			<-exited
-		}
-	})
-	dsn := fmt.Sprintf("postgres://nc@127.0.0.1:%d/postgres?sslmode=disable", port)
-	if err := waitReady(dsn, exited, 20*time.Second); err != nil {
-		t.Fatalf("pgtest: %v\n%s", err, logs.String())
+	s.proc, s.exited = srv, exited
+	if err := waitReady(s.DSN, exited, 20*time.Second); err != nil {
+		s.t.Fatalf("pgtest: %v\n%s", err, s.logs.String())
 	}
-	return dsn
+}
+
+// Stop shuts the server down (fast shutdown: clients are disconnected) and
+// waits for it to exit. Stopping a stopped server does nothing.
+func (s *Server) Stop() {
+	if s.proc == nil {
+		return
+	}
+	_ = s.proc.Process.Signal(syscall.SIGINT) // fast shutdown, by pid
+	select {
+	case <-s.exited:
+	case <-time.After(10 * time.Second):
+		_ = s.proc.Process.Kill()
+		<-s.exited
+	}
+	s.proc, s.exited = nil, nil
 }
 
 // waitReady pings dsn until it answers, postgres exits, or limit passes.
