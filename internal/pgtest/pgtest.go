@@ -25,12 +25,44 @@ import (
 // binaries, one directory per major version, off PATH.
 const debianBinGlob = "/usr/lib/postgresql/*/bin"
 
+// Options configures a server started with [StartWith]. The zero value is
+// what [Start] runs.
+type Options struct {
+	// Logical sets wal_level=logical (with room for replication slots and
+	// WAL senders), for tests of logical replication consumers.
+	Logical bool
+}
+
 // Start runs a throwaway PostgreSQL server on 127.0.0.1 and returns its DSN
 // (postgres://nc@127.0.0.1:PORT/postgres?sslmode=disable). The server is
 // stopped and its files removed when t's cleanup runs. Start skips t when
 // PostgreSQL's initdb and postgres are not installed, or when running as root
 // without a "postgres" user to run them as.
 func Start(t testing.TB) string {
+	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// StartWith is [Start] with options.
+func StartWith(t testing.TB, o Options) string {
+	t.Helper()
+	return StartServer(t, o).DSN
+}
+
+// Server is a running throwaway PostgreSQL, for tests that stop and start
+// it (a restart, an outage). Its methods are for the test's goroutine.
+type Server struct {
+	DSN string
+
+	t      testing.TB
+	cmd    func() *exec.Cmd // a new postgres process on the same data and port
+	proc   *exec.Cmd
+	exited chan error
+	logs   *lockedBuffer
+}
+
+// StartServer is [StartWith], returning the server.
+func StartServer(t testing.TB, o Options) *Server {
 	t.Helper()
 	initdb, postgres, err := findBinaries(debianBinGlob)
 	if err != nil {
@@ -70,30 +102,57 @@ func Start(t testing.TB) string {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	srv := command(postgres, "-D", data, "-p", strconv.Itoa(port), "-k", dir,
+	args := []string{"-D", data, "-p", strconv.Itoa(port), "-k", dir,
 		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
-		"-c", "full_page_writes=off", "-c", "max_connections=200")
-	var logs lockedBuffer
-	srv.Stdout, srv.Stderr = &logs, &logs
+		"-c", "full_page_writes=off", "-c", "max_connections=200"}
+	if o.Logical {
+		args = append(args, "-c", "wal_level=logical", "-c", "max_replication_slots=16",
+			"-c", "max_wal_senders=16")
+	}
+	s := &Server{
+		DSN:  fmt.Sprintf("postgres://nc@127.0.0.1:%d/postgres?sslmode=disable", port),
+		t:    t,
+		cmd:  func() *exec.Cmd { return command(postgres, args...) },
+		logs: &lockedBuffer{},
+	}
+	t.Cleanup(s.Stop)
+	s.Start()
+	return s
+}
+
+// Start starts the server again after Stop (on the same port and data).
+func (s *Server) Start() {
+	s.t.Helper()
+	if s.proc != nil {
+		s.t.Fatal("pgtest: Start: the server is running")
+	}
+	srv := s.cmd()
+	srv.Stdout, srv.Stderr = s.logs, s.logs
 	if err := srv.Start(); err != nil {
-		t.Fatalf("pgtest: start postgres: %v", err)
+		s.t.Fatalf("pgtest: start postgres: %v", err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- srv.Wait() }()
-	t.Cleanup(func() {
-		_ = srv.Process.Signal(syscall.SIGINT) // fast shutdown, by pid
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = srv.Process.Kill()
-			<-exited
-		}
-	})
-	dsn := fmt.Sprintf("postgres://nc@127.0.0.1:%d/postgres?sslmode=disable", port)
-	if err := waitReady(dsn, exited, 20*time.Second); err != nil {
-		t.Fatalf("pgtest: %v\n%s", err, logs.String())
+	s.proc, s.exited = srv, exited
+	if err := waitReady(s.DSN, exited, 20*time.Second); err != nil {
+		s.t.Fatalf("pgtest: %v\n%s", err, s.logs.String())
 	}
-	return dsn
+}
+
+// Stop shuts the server down (fast shutdown: clients are disconnected) and
+// waits for it to exit. Stopping a stopped server does nothing.
+func (s *Server) Stop() {
+	if s.proc == nil {
+		return
+	}
+	_ = s.proc.Process.Signal(syscall.SIGINT) // fast shutdown, by pid
+	select {
+	case <-s.exited:
+	case <-time.After(10 * time.Second):
+		_ = s.proc.Process.Kill()
+		<-s.exited
+	}
+	s.proc, s.exited = nil, nil
 }
 
 // waitReady pings dsn until it answers, postgres exits, or limit passes.

@@ -110,3 +110,39 @@ func TestCompareVersions(t *testing.T) {
 		})
 	}
 }
+
+// TestStartLogical checks that the Logical option turns on logical decoding.
+func TestStartLogical(t *testing.T) {
+	dsn := StartWith(t, Options{Logical: true})
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var level string
+	if err := db.QueryRowContext(context.Background(), "SHOW wal_level").Scan(&level); err != nil || level != "logical" {
+		t.Fatalf("wal_level = %q, %v; want logical", level, err)
+	}
+}
+
+// TestRestart stops and starts a server: the data survives.
+func TestRestart(t *testing.T) {
+	s := StartServer(t, Options{})
+	db, err := sql.Open("pgx", s.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("CREATE TABLE kept (v int); INSERT INTO kept VALUES (7)"); err != nil {
+		t.Fatal(err)
+	}
+	s.Stop()
+	if err := db.PingContext(context.Background()); err == nil {
+		t.Fatal("a stopped server answered")
+	}
+	s.Start()
+	var v int
+	if err := db.QueryRow("SELECT v FROM kept").Scan(&v); err != nil || v != 7 {
+		t.Fatalf("after restart: %d, %v", v, err)
+	}
+}
