@@ -26,10 +26,13 @@ func (g *Group[V]) sharedFill(ctx context.Context, key string) (fillResult[V], e
 	return g.joinFill(ctx, flightKey{key: key, remote: g.n.ownerOf(g.name, key) != ""})
 }
 
-// freshFill is sharedFill for a read through an untrusted cache: it shares
-// only a load that begins after it was called (flight.Group.JoinFresh).
+// freshFill is sharedFill for a read through an untrusted cache: it loads
+// from the source here, never from the owner's cache (which is only as fresh
+// as the owner, and may be behind what this node already returned: reads
+// would go back in time, G1), and shares only a load that begins after it
+// was called (flight.Group.JoinFresh).
 func (g *Group[V]) freshFill(ctx context.Context, key string) (fillResult[V], error) {
-	fk := flightKey{key: key, remote: g.n.ownerOf(g.name, key) != ""}
+	fk := flightKey{key: key}
 	c, started := g.flights.JoinFresh(fk, func() (flight.Work[fillResult[V]], bool) { return g.flightWork(ctx, fk) })
 	if c == nil {
 		return fillResult[V]{}, ErrClosed
