@@ -126,6 +126,7 @@ func nodeCommandEnv(_, stderr io.Writer, getenv func(string) (string, bool)) (*f
 	table := fs.String("table", "items", "table with columns id TEXT PRIMARY KEY, body TEXT, version INTEGER (created in SQLite when missing)")
 	maxStale := fs.Duration("max-staleness", 5*time.Second, "a node that has not heard the cluster this long stops serving cached values")
 	ttl := fs.Duration("ttl", def.TTL, "TTL of cached items (0 = none: invalidations only)")
+	feed := fs.Bool("feed", false, "read the table's changes from PostgreSQL's commit log (logical replication; needs a postgres:// --source, wal_level=logical, a role with REPLICATION, and ALTER TABLE <table> REPLICA IDENTITY FULL): writes by anyone invalidate every node, and reads are served from cache only while the feed is fresh (G9)")
 	ackTimeout := fs.Duration("ack-timeout", 2*time.Second, "how long a PUT waits for every member to acknowledge its invalidation")
 	shutdown := fs.Duration("shutdown-timeout", 10*time.Second, "how long in-flight requests get on SIGTERM")
 	joinTimeout := fs.Duration("join-timeout", 10*time.Second, "how long startup waits for a seed before serving anyway")
@@ -206,6 +207,7 @@ func nodeCommandEnv(_, stderr io.Writer, getenv func(string) (string, bool)) (*f
 			JoinTimeout:       *joinTimeout,
 			HTTPAddr:          *httpAddr,
 			Source:            *source,
+			Feed:              *feed,
 			Table:             *table,
 			TTL:               *ttl,
 			AckTimeout:        *ackTimeout,

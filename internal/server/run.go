@@ -34,6 +34,13 @@ type RunConfig struct {
 
 	HTTPAddr string        // "" = "127.0.0.1:8080"
 	Source   string        // DSN, required: sqlite:///path/to/db or postgres://...
+	// Feed reads the table's changes from PostgreSQL's commit log (package
+	// pgfeed, logical replication: wal_level=logical, a role with
+	// REPLICATION): a write by anyone (psql, a migration, another service)
+	// invalidates every node, and the group is LogFed (G9). Every node runs
+	// a candidate; the replication slot "nearcache_<table>" admits one.
+	// Needs a postgres:// Source.
+	Feed bool
 	Table    string        // "" = "items"
 	TTL      time.Duration // of cached items; 0 = no expiry (invalidations only)
 
@@ -212,9 +219,16 @@ func Run(ctx context.Context, cfg RunConfig) error {
 	if err := m.Err(); err != nil {
 		log.Warn("metrics not exported", "err", err)
 	}
-	items, err := node.NewGroup(n, GroupName, node.GroupConfig[Item]{Loader: src, TTL: cfg.TTL, Cost: itemCost})
+	items, err := node.NewGroup(n, GroupName, node.GroupConfig[Item]{Loader: src, TTL: cfg.TTL, Cost: itemCost, LogFed: cfg.Feed})
 	if err != nil {
 		return err
+	}
+	if cfg.Feed {
+		stop, err := startFeed(ctx, cfg, n, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	s, err := New(Config{
 		Node:              n,
