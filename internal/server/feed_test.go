@@ -1,9 +1,9 @@
 package server
 
 import (
-	"log/slog"
 	"database/sql"
 	"encoding/json"
+	"log/slog"
 	"testing"
 	"time"
 

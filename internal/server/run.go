@@ -32,17 +32,17 @@ type RunConfig struct {
 	// serving anyway (the node keeps trying in the background). 0 = 10s.
 	JoinTimeout time.Duration
 
-	HTTPAddr string        // "" = "127.0.0.1:8080"
-	Source   string        // DSN, required: sqlite:///path/to/db or postgres://...
+	HTTPAddr string // "" = "127.0.0.1:8080"
+	Source   string // DSN, required: sqlite:///path/to/db or postgres://...
 	// Feed reads the table's changes from PostgreSQL's commit log (package
 	// pgfeed, logical replication: wal_level=logical, a role with
 	// REPLICATION): a write by anyone (psql, a migration, another service)
 	// invalidates every node, and the group is LogFed (G9). Every node runs
 	// a candidate; the replication slot "nearcache_<table>" admits one.
 	// Needs a postgres:// Source.
-	Feed bool
-	Table    string        // "" = "items"
-	TTL      time.Duration // of cached items; 0 = no expiry (invalidations only)
+	Feed  bool
+	Table string        // "" = "items"
+	TTL   time.Duration // of cached items; 0 = no expiry (invalidations only)
 
 	AckTimeout      time.Duration // 0 = 2s; see Config.AckTimeout
 	ShutdownTimeout time.Duration // 0 = 10s: how long in-flight requests get on shutdown
