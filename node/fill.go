@@ -104,6 +104,8 @@ func (g *Group[V]) fillFromLoader(ctx context.Context, key string, f fence) fill
 		// The exact floor only: a coarse bucket floor is other keys' and
 		// only stops caching.
 		g.stale.note(key, f.exact, version, time.Now())
+	default:
+		g.stale.clear(key) // the source reached the floor: no more back-off
 	}
 	r := g.keepTTL(key, f, v, version, took, ttl)
 	r.from = FromLoad

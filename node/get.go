@@ -214,12 +214,30 @@ func (g *Group[V]) load(ctx context.Context, key string, mode loadMode) (V, read
 			return zero, readInfo{version: r.version, from: r.from}, r.err
 		}
 		if r.err == nil && g.admits(key, r.fence, r.version) {
-			if attempt > 0 {
-				g.stale.clear(key)
-			}
 			return r.val, readInfo{version: r.version, from: r.from}, nil
 		}
 		g.ctr.inc(cStaleRejected)
+		if attempt == 0 && r.version < r.fence.exact && g.cfg.Versioning == SourceVersions {
+			// The source is below a floor known before the load: it lags, or
+			// the floor is poisoned. One reader retries; the others wait for
+			// its outcome and take one more look (or its back-off).
+			wait, leader := g.stale.lead(key)
+			if leader {
+				defer g.stale.endEpisode(key)
+			} else {
+				select {
+				case <-wait:
+				case <-ctx.Done():
+					return zero, none, ctx.Err()
+				}
+				if rec, st := g.stale.check(key, g.cache.ExactFloor(key), time.Now()); st == staleBackingOff {
+					g.ctr.inc(cStaleFastFails)
+					return zero, none, &StaleError{Group: g.name, Key: key, Version: rec.got, Floor: rec.floor}
+				}
+				tries = 1
+				continue
+			}
+		}
 		if r.version >= r.fence.exact && attempt == 0 && tries > 1 {
 			// The load began before the invalidation that fenced it: the
 			// source had the new version all along. Try again at once

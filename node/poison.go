@@ -22,7 +22,7 @@ import (
 // catch up (those happen once per episode), so a poisoned key costs one load
 // per back-off and per node that loads it (its owner, with owner fills).
 const (
-	staleBackoff = 2 * time.Second
+	staleBackoff = 3 * time.Second
 	staleMemory  = time.Minute
 )
 
@@ -47,9 +47,38 @@ const (
 // staleKeys is the back-off table of keys whose floor stays above their
 // source.
 type staleKeys struct {
-	// mu guards m.
+	// mu guards m and episodes.
 	mu sync.Mutex
 	m  map[string]staleRec
+	// episodes are the keys whose reads are retrying a load that came back
+	// below its floor: one reader (the leader) retries, the others wait for
+	// its outcome instead of retrying too (closed when it ends).
+	episodes map[string]chan struct{}
+}
+
+// lead makes the caller the key's retrying reader, or returns the channel
+// that closes when the current one is done.
+func (s *staleKeys) lead(key string) (wait <-chan struct{}, leader bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.episodes[key]; ok {
+		return c, false
+	}
+	if s.episodes == nil {
+		s.episodes = make(map[string]chan struct{})
+	}
+	s.episodes[key] = make(chan struct{})
+	return nil, true
+}
+
+// endEpisode ends the leader's retries of key.
+func (s *staleKeys) endEpisode(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.episodes[key]; ok {
+		close(c)
+		delete(s.episodes, key)
+	}
 }
 
 // check returns the key's record when a read or a fill request fenced by
@@ -69,6 +98,10 @@ func (s *staleKeys) check(key string, floor uint64, now time.Time) (staleRec, st
 	case floor <= r.got:
 		return r, staleNone
 	case now.After(r.until):
+		// One caller probes; the others back off until its answer (or the
+		// next back-off's end): one load per key per back-off on this node.
+		r.until = now.Add(staleBackoff)
+		s.m[key] = r
 		return r, staleProbation
 	}
 	return r, staleBackingOff
@@ -98,11 +131,13 @@ func (s *staleKeys) note(key string, floor, got uint64, now time.Time) bool {
 	return !had
 }
 
-// clear ends key's back-off (a load was admitted, or the floor was reset).
+// clear ends key's back-off (a load came back at or above the floor).
 func (s *staleKeys) clear(key string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.m, key)
+	if len(s.m) > 0 {
+		delete(s.m, key)
+	}
 }
 
 // plausible reports whether a version from the network may raise a floor:
