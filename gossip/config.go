@@ -117,8 +117,8 @@ func (c *Config) validate() error {
 		return errors.New("gossip: SecretKey must be 16, 24 or 32 bytes")
 	case c.SecretKey != nil && len(c.Keyring) > 0:
 		return errors.New("gossip: set SecretKey or Keyring, not both")
-	case validKeyring(c.Keyring) != nil:
-		return validKeyring(c.Keyring)
+	case ValidateKeyring(c.Keyring) != nil:
+		return ValidateKeyring(c.Keyring)
 	case len(c.Meta) > MaxMetaLen:
 		return fmt.Errorf("gossip: Meta must be at most %d bytes", MaxMetaLen)
 	case c.Profile != LAN && c.Profile != Local:
@@ -200,8 +200,9 @@ func cloneKeys(keys [][]byte) [][]byte {
 	return out
 }
 
-// validKeyring checks every key's length and that none repeats.
-func validKeyring(keys [][]byte) error {
+// ValidateKeyring checks every key's length (16, 24 or 32 bytes) and that
+// none repeats; node checks its Config.Keyring with it too.
+func ValidateKeyring(keys [][]byte) error {
 	for i, k := range keys {
 		switch len(k) {
 		case 16, 24, 32:

@@ -26,7 +26,7 @@ func (c *Cluster) SetKeyring(keys [][]byte) error {
 	if len(keys) == 0 {
 		return errors.New("gossip: SetKeyring needs at least one key")
 	}
-	if err := validKeyring(keys); err != nil {
+	if err := ValidateKeyring(keys); err != nil {
 		return err
 	}
 	kr := c.keyring

@@ -5,6 +5,9 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strings"
+
+	"github.com/nearcache/nearcache/gossip"
 )
 
 // The cluster keys (Config.Keyring, or Config.SecretKey alone) are never
@@ -45,20 +48,10 @@ func subkeys(keys [][]byte, info string) [][]byte {
 	return out
 }
 
-// validKeyring checks the lengths (16, 24 or 32 bytes) and that no key
-// repeats.
+// validKeyring is gossip's check (the lengths, no key twice), in node's words.
 func validKeyring(keys [][]byte) error {
-	for i, k := range keys {
-		switch len(k) {
-		case 16, 24, 32:
-		default:
-			return fmt.Errorf("node: Keyring key %d is %d bytes, must be 16, 24 or 32", i, len(k))
-		}
-		for j := range i {
-			if string(keys[j]) == string(k) {
-				return fmt.Errorf("node: Keyring keys %d and %d are the same", j, i)
-			}
-		}
+	if err := gossip.ValidateKeyring(keys); err != nil {
+		return fmt.Errorf("node: %s", strings.TrimPrefix(err.Error(), "gossip: "))
 	}
 	return nil
 }
