@@ -26,7 +26,7 @@ race:
 
 # A few seconds of every fuzz target's mutator, so decoders keep rejecting
 # garbage: one instrumented test binary per package, two packages at a time
-# (FUZZTIME=3s per target, JOBS=2; scripts/fuzz-smoke.sh).
+# (FUZZTIME=20000x executions per target, JOBS=2; scripts/fuzz-smoke.sh).
 fuzz-smoke:
 	GO=$(GO) ./scripts/fuzz-smoke.sh
 

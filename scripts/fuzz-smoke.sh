@@ -12,12 +12,18 @@
 # crasher is written to the package's testdata/fuzz as go test would; any
 # failure fails the script.
 #
-#   FUZZTIME  fuzzing time per target (default 3s)
+#   FUZZTIME  fuzzing budget per target (default 20000x: executions, not
+#             seconds). A duration budget trips a race in Go 1.26's fuzz
+#             coordinator (go.dev/issue/75804, fixed in Go 1.27): when the
+#             -fuzztime deadline fires while a starved worker is mid-call,
+#             the target fails with a bare "context deadline exceeded" and
+#             no crasher. CI hit it once on a loaded 2-core machine
+#             (FuzzDecodeResponse). A count has no deadline to race.
 #   JOBS      packages fuzzed at a time (default 2)
 #   GO        the go command (default go)
 set -eu
 GO=${GO:-go}
-FUZZTIME=${FUZZTIME:-3s}
+FUZZTIME=${FUZZTIME:-20000x}
 JOBS=${JOBS:-2}
 
 # fuzz_package PKG DIR TARGET... builds PKG's fuzzing test binary and fuzzes
