@@ -192,6 +192,7 @@ func (g *Group[V]) load(ctx context.Context, key string, mode loadMode) (V, read
 		tries = 1 // it was below its floor a moment ago: one look, no retries
 	}
 	pause := 10 * time.Millisecond
+	rejected := false // StaleRejected counts Gets, not reload attempts
 	for attempt := 0; ; attempt++ {
 		var err error
 		switch mode {
@@ -216,7 +217,10 @@ func (g *Group[V]) load(ctx context.Context, key string, mode loadMode) (V, read
 		if r.err == nil && g.admits(key, r.fence, r.version) {
 			return r.val, readInfo{version: r.version, from: r.from}, nil
 		}
-		g.ctr.inc(cStaleRejected)
+		if !rejected {
+			rejected = true
+			g.ctr.inc(cStaleRejected)
+		}
 		if attempt == 0 && r.version < r.fence.exact && g.cfg.Versioning == SourceVersions {
 			// The source is below a floor known before the load: it lags, or
 			// the floor is poisoned. One reader retries; the others wait for

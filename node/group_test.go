@@ -633,5 +633,10 @@ func TestLaggingSourceCatchesUp(t *testing.T) {
 		if calls < 4 {
 			t.Errorf("%d loads, want more than the first few", calls)
 		}
+		// One Get, however many reloads: the dashboard's hit ratio counts
+		// Gets (issue 13 item 7).
+		if st := g.Stats(); st.StaleRejected != 1 || st.Misses != 1 {
+			t.Errorf("StaleRejected %d, Misses %d after one Get with %d loads; want 1 and 1", st.StaleRejected, st.Misses, calls)
+		}
 	})
 }

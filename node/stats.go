@@ -58,7 +58,12 @@ type GroupStats struct {
 	// Gets by result.
 	Hits          uint64 // served from the local cache
 	Misses        uint64 // not cached: loaded (or joined a load)
-	StaleRejected uint64 // a load returned a version below the key's floor and was refused
+	// StaleRejected counts Gets (once each, however many times they
+	// reloaded) during which a load came back below the key's floor and
+	// was refused. Those Gets are also counted as a Miss, Bypass or
+	// Degraded: it is not a result of its own, so a hit ratio is
+	// Hits / (Hits + Misses).
+	StaleRejected uint64
 	Bypass        uint64 // Authoritative or Verified reads that went to the source
 	Degraded      uint64 // reads while the node did not trust its cache (G5)
 	// Loads.
