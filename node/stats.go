@@ -56,8 +56,8 @@ type ClusterStats struct {
 type GroupStats struct {
 	Name string
 	// Gets by result.
-	Hits          uint64 // served from the local cache
-	Misses        uint64 // not cached: loaded (or joined a load)
+	Hits   uint64 // served from the local cache
+	Misses uint64 // not cached: loaded (or joined a load)
 	// StaleRejected counts Gets (once each, however many times they
 	// reloaded) during which a load came back below the key's floor and
 	// was refused. Those Gets are also counted as a Miss, Bypass or

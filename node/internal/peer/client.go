@@ -36,8 +36,12 @@ type ClientConfig struct {
 	// reused; 0 = 60s. Keep it below the servers' IdleTimeout (90s by
 	// default): a connection the server has closed meanwhile would fail its
 	// next fill.
-	IdleTime    time.Duration
-	MaxValue    int           // bytes of a response value accepted; 0 = 16 MiB
+	IdleTime time.Duration
+	MaxValue int // bytes of a response value accepted; 0 = 16 MiB
+	// MaxRequest is the largest request frame body sent: FillMany splits
+	// a batch into frames of at most this size. Keep it at or below the
+	// servers' ServerConfig.MaxRequest; 0 = 4 KiB, the servers' default.
+	MaxRequest  int
 	DialTimeout time.Duration // 0 = 1s (and never beyond the ctx deadline)
 	// Dial opens a connection to addr; ctx bounds the dial only (it carries
 	// DialTimeout). Tests hand in an in-memory network's dialer (see
@@ -51,8 +55,8 @@ func (c ClientConfig) validate() error {
 		return errors.New("peer: Name is required")
 	case c.MaxIdle < 0:
 		return errors.New("peer: MaxIdle must not be negative")
-	case c.MaxValue < 0:
-		return errors.New("peer: MaxValue must not be negative")
+	case c.MaxValue < 0 || c.MaxRequest < 0:
+		return errors.New("peer: MaxValue and MaxRequest must not be negative")
 	case c.DialTimeout < 0 || c.IdleTime < 0:
 		return errors.New("peer: DialTimeout and IdleTime must not be negative")
 	case c.SecretKey != nil && len(c.Keyring) > 0:
@@ -68,6 +72,9 @@ func (c ClientConfig) withDefaults() ClientConfig {
 	if c.MaxValue == 0 {
 		c.MaxValue = defaultMaxValue
 	}
+	if c.MaxRequest == 0 {
+		c.MaxRequest = defaultMaxRequest
+	}
 	if c.DialTimeout == 0 {
 		c.DialTimeout = time.Second
 	}
@@ -81,6 +88,7 @@ func (c ClientConfig) withDefaults() ClientConfig {
 // ClientStats counts what a Client has done since NewClient.
 type ClientStats struct {
 	Fills         uint64 // calls to Fill
+	Batches       uint64 // calls to FillMany (one round trip each)
 	Dials         uint64 // connections dialed
 	Reused        uint64 // round trips started on a pooled connection
 	Retries       uint64 // fills retried once on a fresh connection after a stale pooled one failed
@@ -93,7 +101,8 @@ type ClientStats struct {
 }
 
 type clientStats struct {
-	fills, dials, reused, retries atomic.Uint64
+	fills, batches, dials, reused atomic.Uint64
+	retries                       atomic.Uint64
 	dialErrs, timeoutErrs, ioErrs atomic.Uint64
 	decodeErrs, authErrs          atomic.Uint64
 	handshakes                    atomic.Uint64
@@ -254,6 +263,7 @@ func (c *Client) Idle(addr string) int {
 func (c *Client) Stats() ClientStats {
 	return ClientStats{
 		Fills:         c.stats.fills.Load(),
+		Batches:       c.stats.batches.Load(),
 		Dials:         c.stats.dials.Load(),
 		Reused:        c.stats.reused.Load(),
 		Retries:       c.stats.retries.Load(),
@@ -275,25 +285,41 @@ func (c *Client) Stats() ClientStats {
 func (c *Client) Fill(ctx context.Context, addr string, req Request) (Response, error) {
 	c.stats.fills.Add(1)
 	req.From = c.cfg.Name
+	var resp Response
+	err := c.do(ctx, addr, func(cc *clientConn) (errKind, error) {
+		var kind errKind
+		var err error
+		resp, kind, err = c.exchange(cc, &req)
+		return kind, err
+	})
+	if err != nil {
+		return Response{}, err
+	}
+	return resp, nil
+}
+
+// do runs one exchange with addr on a pooled or new connection, bounded by
+// ctx, and pools the connection after it.
+func (c *Client) do(ctx context.Context, addr string, exchange func(*clientConn) (errKind, error)) error {
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
-			return Response{}, c.fail(addr, kindTimeout, err)
+			return c.fail(addr, kindTimeout, err)
 		}
 		cc, reused, err := c.get(ctx, addr)
 		if err != nil {
 			if errors.Is(err, ErrClosed) {
-				return Response{}, err
+				return err
 			}
 			kind := kindDial
 			if ctx.Err() != nil {
 				kind, err = kindTimeout, ctx.Err()
 			}
-			return Response{}, c.fail(addr, kind, err)
+			return c.fail(addr, kind, err)
 		}
-		resp, kind, err := c.roundTrip(ctx, cc, &req)
+		kind, err := c.roundTrip(ctx, cc, exchange)
 		if err == nil {
 			c.put(addr, cc)
-			return resp, nil
+			return nil
 		}
 		c.discard(cc)
 		// A pooled connection the peer closed while idle fails at once with
@@ -302,7 +328,7 @@ func (c *Client) Fill(ctx context.Context, addr string, req Request) (Response, 
 			c.stats.retries.Add(1)
 			continue
 		}
-		return Response{}, c.fail(addr, kind, err)
+		return c.fail(addr, kind, err)
 	}
 }
 
@@ -396,8 +422,8 @@ func (c *Client) discard(cc *clientConn) {
 	c.mu.Unlock()
 }
 
-// roundTrip sends req on cc and reads its answer, bounded by ctx.
-func (c *Client) roundTrip(ctx context.Context, cc *clientConn, req *Request) (Response, errKind, error) {
+// roundTrip runs exchange on cc (send, then read the answers), bounded by ctx.
+func (c *Client) roundTrip(ctx context.Context, cc *clientConn, exchange func(*clientConn) (errKind, error)) (errKind, error) {
 	if d, ok := ctx.Deadline(); ok {
 		cc.nc.SetDeadline(d)
 		cc.deadline = true
@@ -410,21 +436,21 @@ func (c *Client) roundTrip(ctx context.Context, cc *clientConn, req *Request) (R
 		// A cancel (not only a deadline) must unblock the read.
 		stop = context.AfterFunc(ctx, cc.closeFn)
 	}
-	resp, kind, err := c.exchange(cc, req)
+	kind, err := exchange(cc)
 	if stop != nil && !stop() {
 		// ctx ended and closed the connection: whatever happened, it is lost.
-		return Response{}, kindTimeout, ctx.Err()
+		return kindTimeout, ctx.Err()
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return Response{}, kindTimeout, ctx.Err()
+			return kindTimeout, ctx.Err()
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			// The conn deadline is the ctx deadline; ctx may lag by a hair.
-			return Response{}, kindTimeout, context.DeadlineExceeded
+			return kindTimeout, context.DeadlineExceeded
 		}
 	}
-	return resp, kind, err
+	return kind, err
 }
 
 // handshake opens a keyed session on cc: it sends the hello and reads the
@@ -477,18 +503,12 @@ func (c *Client) handshake(cc *clientConn, ks *keyset) (*Response, errKind, erro
 }
 
 func (c *Client) exchange(cc *clientConn, req *Request) (Response, errKind, error) {
-	keyed := cc.sess != nil
-	if !keyed {
-		if ks := c.keys.load(); ks != nil {
-			r, kind, err := c.handshake(cc, ks)
-			if err != nil || r != nil {
-				if r != nil {
-					return *r, 0, nil
-				}
-				return Response{}, kind, err
-			}
-			keyed = true
+	keyed, r, kind, err := c.session(cc)
+	if err != nil || r != nil {
+		if r != nil {
+			return *r, 0, nil
 		}
+		return Response{}, kind, err
 	}
 	id := cc.nextID
 	cc.nextID++
@@ -505,6 +525,33 @@ func (c *Client) exchange(cc *clientConn, req *Request) (Response, errKind, erro
 	if _, err := cc.nc.Write(cc.out); err != nil {
 		return Response{}, kindIO, err
 	}
+	resp, kind, err := c.readResponse(cc, keyed, id, req.Floor)
+	if err != nil {
+		return Response{}, kind, err
+	}
+	c.trimBuffers(cc)
+	return resp, 0, nil
+}
+
+// session opens cc's keyed session when the client has a key and cc has
+// none yet. keyed says whether cc is keyed; a non-nil r is the server's
+// refusal, the answer to every request of this exchange.
+func (c *Client) session(cc *clientConn) (keyed bool, r *Response, kind errKind, err error) {
+	if cc.sess != nil {
+		return true, nil, 0, nil
+	}
+	ks := c.keys.load()
+	if ks == nil {
+		return false, nil, 0, nil
+	}
+	r, kind, err = c.handshake(cc, ks)
+	return err == nil && r == nil, r, kind, err
+}
+
+// readResponse reads the response to request id: opened when keyed, its id
+// checked, its value the caller's own copy, an OK below floor reported as
+// StatusBelowFloor.
+func (c *Client) readResponse(cc *clientConn, keyed bool, id, floor uint64) (Response, errKind, error) {
 	limit := c.cfg.MaxValue + respOverhead
 	if keyed {
 		limit += sealedHeader + gcmTag
@@ -539,17 +586,24 @@ func (c *Client) exchange(cc *clientConn, req *Request) (Response, errKind, erro
 	if m.mac != nil {
 		return Response{}, kindDecode, fmt.Errorf("%w: a MAC in a response (the protocol before issue 12)", ErrMalformed)
 	}
-	if r.Status == StatusOK && r.Version < req.Floor {
+	if r.Status == StatusOK && r.Version < floor {
 		return Response{Status: StatusBelowFloor, Version: r.Version}, 0, nil
 	}
 	v := make([]byte, len(r.Value)) // the caller's own copy
 	copy(v, r.Value)
 	r.Value = v
+	return r, 0, nil
+}
+
+// trimBuffers drops cc's buffers grown beyond keepBuf by a large value.
+func (c *Client) trimBuffers(cc *clientConn) {
 	if cap(cc.in) > keepBuf {
 		cc.in = nil
 	}
 	if cap(cc.plain) > keepBuf {
 		cc.plain = nil
 	}
-	return r, 0, nil
+	if cap(cc.out) > keepBuf {
+		cc.out = nil
+	}
 }

@@ -119,7 +119,8 @@ func (c ServerConfig) withDefaults() ServerConfig {
 // ServerStats counts what a Server has done since Listen.
 type ServerStats struct {
 	Conns         uint64 // connections accepted
-	Requests      uint64 // well-formed requests decoded
+	Requests      uint64 // well-formed requests decoded (a batch counts its keys)
+	Batches       uint64 // well-formed batch frames decoded
 	RefusedAuth   uint64 // refused: no key, an unknown key, or a frame that does not authenticate
 	RefusedReplay uint64 // refused: a sealed frame replayed (or reordered) within its connection
 	RefusedMember uint64 // refused: From is not a current member
@@ -132,7 +133,7 @@ type ServerStats struct {
 }
 
 type serverStats struct {
-	conns, requests                           atomic.Uint64
+	conns, requests, batches                  atomic.Uint64
 	refusedAuth, refusedReplay, refusedMember atomic.Uint64
 	refusedTarget, refusedConns, evicted      atomic.Uint64
 	idleClosed                                atomic.Uint64
@@ -254,6 +255,7 @@ func (s *Server) Stats() ServerStats {
 	return ServerStats{
 		Conns:         s.stats.conns.Load(),
 		Requests:      s.stats.requests.Load(),
+		Batches:       s.stats.batches.Load(),
 		RefusedAuth:   s.stats.refusedAuth.Load(),
 		RefusedReplay: s.stats.refusedReplay.Load(),
 		RefusedMember: s.stats.refusedMember.Load(),
@@ -480,6 +482,9 @@ func (s *Server) serveSealed(sc *serverConn, body []byte) bool {
 
 // serveOne answers one request body; false means close the connection.
 func (s *Server) serveOne(sc *serverConn, body []byte) bool {
+	if len(body) > 1 && body[1] == typeFillMany {
+		return s.serveBatch(sc, body)
+	}
 	req, m, err := decodeRequest(body)
 	if err != nil {
 		s.stats.decodeErrors.Add(1)
@@ -541,12 +546,17 @@ func (s *Server) fill(req *Request) (resp Response) {
 		}()
 		resp = s.cfg.Handler.Fill(ctx, req)
 	}()
+	return s.fit(req.Floor, resp)
+}
+
+// fit makes a handler's answer to a request with floor fit the protocol.
+func (s *Server) fit(floor uint64, resp Response) Response {
 	switch {
 	case !resp.Status.valid():
 		return Response{Status: StatusError, Err: fmt.Sprintf("peer: handler returned invalid %v", resp.Status)}
 	case resp.Status != StatusOK:
 		resp.Value = nil
-	case resp.Version < req.Floor:
+	case resp.Version < floor:
 		// The owner must never answer below the requester's floor.
 		return Response{Status: StatusBelowFloor, Version: resp.Version}
 	case len(resp.Value) > s.cfg.MaxValue:
@@ -558,18 +568,31 @@ func (s *Server) fill(req *Request) (resp Response) {
 // write sends resp answering request id (sealed on a keyed connection);
 // false means the connection failed.
 func (s *Server) write(sc *serverConn, id uint64, resp *Response) bool {
+	sc.out = sc.out[:0]
+	s.appendResponseFrame(sc, id, resp)
+	return s.flush(sc)
+}
+
+// appendResponseFrame appends to sc.out the frame of resp answering request
+// id, sealed on a keyed connection.
+func (s *Server) appendResponseFrame(sc *serverConn, id uint64, resp *Response) {
 	if sc.sess != nil {
 		sc.plain = appendResponse(sc.plain[:0], id, resp, nil, 0, nil)
 		sc.sess.sent++
-		sc.out = sc.sess.seal(sc.out[:0], sc.sess.sent, sc.plain)
+		sc.out = sc.sess.seal(sc.out, sc.sess.sent, sc.plain)
 		if cap(sc.plain) > keepBuf {
 			sc.plain = nil
 		}
-	} else {
-		sc.out = append(sc.out[:0], 0, 0, 0, 0)
-		sc.out = appendResponse(sc.out, id, resp, nil, 0, nil)
-		putFrameHeader(sc.out)
+		return
 	}
+	start := len(sc.out)
+	sc.out = append(sc.out, 0, 0, 0, 0)
+	sc.out = appendResponse(sc.out, id, resp, nil, 0, nil)
+	putFrameHeader(sc.out[start:])
+}
+
+// flush writes sc.out; false means the connection failed.
+func (s *Server) flush(sc *serverConn) bool {
 	sc.nc.SetWriteDeadline(time.Now().Add(s.cfg.Timeout))
 	_, err := sc.nc.Write(sc.out)
 	if cap(sc.out) > keepBuf {
