@@ -44,6 +44,8 @@ type counters [numCounters]atomic.Uint64
 
 func (c *counters) inc(k counter) { c[k].Add(1) }
 
+func (c *counters) add(k counter, n uint64) { c[k].Add(n) }
+
 // groupFields maps each counter to its field in GroupStats (nil: not
 // reported as such). Read-only.
 var groupFields = [numCounters]func(*GroupStats) *uint64{

@@ -36,6 +36,13 @@ type fillMember struct {
 // member trusts its cache and sees all.
 func fillCluster(t *testing.T, nw *gossiptest.Network, fn *gossiptest.FillNetwork, size int, src *source) []*fillMember {
 	t.Helper()
+	return fillClusterWith(t, nw, fn, size, func(l *nodeLoader) Loader[string] { return l }, src)
+}
+
+// fillClusterWith is fillCluster with each member's loader made by wrap
+// from its nodeLoader (a BatchLoader, say).
+func fillClusterWith(t *testing.T, nw *gossiptest.Network, fn *gossiptest.FillNetwork, size int, wrap func(*nodeLoader) Loader[string], src *source) []*fillMember {
+	t.Helper()
 	t.Cleanup(func() { time.Sleep(30 * time.Second) }) // see memCluster
 	ms := make([]*fillMember, size)
 	for i := range size {
@@ -61,7 +68,7 @@ func fillCluster(t *testing.T, nw *gossiptest.Network, fn *gossiptest.FillNetwor
 		}
 		t.Cleanup(func() { n.Close(context.Background()) })
 		l := &nodeLoader{src: src}
-		g, err := NewGroup(n, "rows", GroupConfig[string]{Loader: l})
+		g, err := NewGroup(n, "rows", GroupConfig[string]{Loader: wrap(l), SampleEvery: -1})
 		if err != nil {
 			t.Fatal(err)
 		}

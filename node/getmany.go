@@ -41,11 +41,13 @@ const getManyParallel = 16
 
 // GetMany reads several keys at once and returns one Result per key, in the
 // order of keys. Hits are served at hit cost; the misses this node loads go
-// to the source in one query when the loader is a [BatchLoader]; the others
-// (owned by other members, or read through an untrusted cache) are fetched
-// concurrently, each as Get would. Every fence, floor and trust rule of Get
-// holds for each key: a batched result below its floor, or fenced by an
-// invalidation that landed meanwhile, is read again alone.
+// to the source in one query when the loader is a [BatchLoader]; the misses
+// other members own are asked of each owner in one round trip (which loads
+// its misses in one query); the rest (reads through an untrusted cache,
+// Verified and Authoritative reads) are read concurrently, each as Get
+// would. Every fence, floor and trust rule of Get holds for each key: a
+// batched result below its floor, or fenced by an invalidation that landed
+// meanwhile, is read again alone.
 func (g *Group[V]) GetMany(ctx context.Context, keys []string, opts ...ReadOption) []Result[V] {
 	mode := readCached
 	for _, o := range opts {
@@ -53,8 +55,9 @@ func (g *Group[V]) GetMany(ctx context.Context, keys []string, opts ...ReadOptio
 	}
 	out := make([]Result[V], len(keys))
 	var local, single []int
+	remote := map[string][]int{} // owner address -> indexes
 	bl, batchable := g.cfg.Loader.(BatchLoader[V])
-	batchable = batchable && mode == readCached
+	trusted := mode == readCached && g.servable()
 	for i, k := range keys {
 		if err := validKey("key", k); err != nil {
 			out[i].Err = err
@@ -68,24 +71,56 @@ func (g *Group[V]) GetMany(ctx context.Context, keys []string, opts ...ReadOptio
 			}
 			continue
 		}
-		if batchable && g.servable() && g.n.ownerOf(g.name, k) == "" {
+		addr := ""
+		if trusted && g.ownerFills() {
+			addr = g.n.ownerOf(g.name, k)
+		}
+		switch {
+		case !trusted:
+			single = append(single, i)
+		case addr != "":
+			remote[addr] = append(remote[addr], i)
+		case batchable:
 			local = append(local, i)
-		} else {
+		default:
 			single = append(single, i)
 		}
 	}
-	if len(local) > 0 {
-		if g.n.closed.Load() {
-			for _, i := range local {
+	if g.n.closed.Load() {
+		for _, idx := range [][]int{local, single} {
+			for _, i := range idx {
 				out[i].Err = ErrClosed
 			}
-		} else {
-			g.ctr.inc(cMisses)
-			single = append(single, g.loadMany(ctx, bl, keys, local, out)...)
 		}
+		for _, idx := range remote {
+			for _, i := range idx {
+				out[i].Err = ErrClosed
+			}
+		}
+		return out
+	}
+	var mu sync.Mutex // guards single and local while the owners answer
+	var wg sync.WaitGroup
+	for addr, idx := range remote {
+		g.ctr.add(cMisses, uint64(len(idx)))
+		wg.Go(func() {
+			again, here := g.fetchMany(ctx, addr, keys, idx, out)
+			mu.Lock()
+			single = append(single, again...)
+			if batchable {
+				local = append(local, here...)
+			} else {
+				single = append(single, here...)
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if len(local) > 0 {
+		g.ctr.add(cMisses, uint64(len(local)))
+		single = append(single, g.loadMany(ctx, bl, keys, local, out)...)
 	}
 	sem := make(chan struct{}, getManyParallel)
-	var wg sync.WaitGroup
 	for _, i := range single {
 		sem <- struct{}{}
 		wg.Go(func() {
@@ -98,64 +133,23 @@ func (g *Group[V]) GetMany(ctx context.Context, keys []string, opts ...ReadOptio
 	return out
 }
 
-// loadMany loads keys[idx] in one BatchLoader call, fenced per key as a
-// single fill is, and fills out. It returns the indexes the batch could not
-// settle (below a floor, fenced, backing off): the caller reads them alone.
+// loadMany loads keys[idx] in one BatchLoader call (batchLoad) and fills
+// out. It returns the indexes the batch could not settle (below a floor,
+// fenced): the caller reads them alone.
 func (g *Group[V]) loadMany(ctx context.Context, bl BatchLoader[V], keys []string, idx []int, out []Result[V]) (again []int) {
 	batch := make([]string, len(idx))
-	fences := make([]fence, len(idx))
-	var stamp uint64
-	if g.cfg.Versioning == ClockVersions {
-		stamp = g.n.clock.now() - uint64(g.n.cfg.MaxClockSkew)
-	}
 	for j, i := range idx {
 		batch[j] = keys[i]
-		fences[j] = g.capture(keys[i]) // before the source is asked (G8)
 	}
-	if !g.n.startFlight() {
-		for _, i := range idx {
-			out[i].Err = ErrClosed
-		}
-		return nil
-	}
-	defer g.n.endFlight()
-	lctx, cancel := context.WithTimeout(ctx, g.n.cfg.LoadTimeout)
-	defer cancel()
-	stop := context.AfterFunc(g.n.closing, cancel)
-	defer stop()
-	res, took, err := g.callBatchLoader(lctx, bl, batch)
-	if err != nil {
-		for _, i := range idx {
-			out[i].Err = &LoadError{Group: g.name, Key: keys[i], Err: err}
-		}
-		return nil
-	}
+	res, ok := g.batchLoad(ctx, bl, batch)
 	for j, i := range idx {
-		key, f, r := keys[i], fences[j], res[j]
-		if !r.seen {
-			r.err = errBatchNotFound
-		}
-		version := r.version
-		if g.cfg.Versioning == ClockVersions {
-			version = max(stamp, f.floor)
-		}
 		switch {
-		case r.err != nil && IsNotFound(r.err):
-			fr := g.notFound(key, max(version, f.floor), f, took, r.err)
-			if !g.admits(key, f, fr.version) {
-				again = append(again, i)
-				continue
-			}
-			out[i].Err = fr.err
-		case r.err != nil:
-			out[i].Err = &LoadError{Group: g.name, Key: key, Err: r.err}
-		case version == 0 || version > MaxVersion:
-			out[i].Err = &LoadError{Group: g.name, Key: key, Err: fmt.Errorf("LoadMany returned version %d (want 1 to 2^63-1)", version)}
-		case !g.admits(key, f, version):
-			again = append(again, i) // below its floor, or fenced meanwhile: read alone (retries, back-off)
+		case !ok:
+			out[i].Err = ErrClosed
+		case res[j].again:
+			again = append(again, i)
 		default:
-			g.keep(key, f, r.value, version, took)
-			out[i].Value = r.value
+			out[i] = Result[V]{Value: res[j].val, Err: res[j].err}
 		}
 	}
 	return again

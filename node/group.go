@@ -116,6 +116,7 @@ type groupHandle interface {
 	// invalidation (a ClockVersions key stamped here), for apply and publish.
 	change(c Change) (gossip.Invalidation, error)
 	serveFill(ctx context.Context, key string, floor uint64) peer.Response
+	serveFillMany(ctx context.Context, keys []string, floors []uint64, out []peer.Response)
 	purge()
 	stats() GroupStats
 	close()

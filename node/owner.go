@@ -136,7 +136,7 @@ func (n *Node) startPeers() (int, error) {
 		Listener: n.cfg.FillListener, // nil = TCP on FillAddr
 		Keyring:  subkeys(n.cfg.keyring(), infoFill),
 		Name:     n.cfg.Name,
-		Handler:  peer.HandlerFunc(n.serveFill),
+		Handler:  fillHandler{n},
 		IsMember: n.isMember,
 		Timeout:  n.cfg.LoadTimeout + time.Second,
 		Logger:   n.cfg.Logger.With("component", "peer"),

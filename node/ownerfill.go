@@ -71,13 +71,23 @@ func (notFoundError) NotFound() bool { return true }
 // serveFill is the owner's side: apply the requester's floor, then answer from
 // memory or from one coalesced local load.
 func (g *Group[V]) serveFill(ctx context.Context, key string, floor uint64) peer.Response {
+	if r, done := g.serveFromMemory(key, floor); done {
+		return r
+	}
+	return g.serveLoad(ctx, key, floor)
+}
+
+// serveFromMemory answers a fill request without loading, when it can: a
+// bad key or floor, a cached value at or above the floor, a key backing
+// off. done=false: load it (serveLoad).
+func (g *Group[V]) serveFromMemory(key string, floor uint64) (r peer.Response, done bool) {
 	if err := validKey("key", key); err != nil {
-		return peer.Response{Status: peer.StatusError, Err: err.Error()}
+		return peer.Response{Status: peer.StatusError, Err: err.Error()}, true
 	}
 	g.ctr.inc(cFillsServed)
 	if floor > MaxVersion || !g.plausible(floor) {
 		g.ctr.inc(cVersionsRefused)
-		return peer.Response{Status: peer.StatusError, Err: "node: fill request floor out of range"}
+		return peer.Response{Status: peer.StatusError, Err: "node: fill request floor out of range"}, true
 	}
 	if floor > 0 && g.cfg.Versioning == ClockVersions {
 		g.n.clock.observe(floor)
@@ -90,16 +100,21 @@ func (g *Group[V]) serveFill(ctx context.Context, key string, floor uint64) peer
 		if e, ok := g.cache.Get(key); ok && !g.expired(e) {
 			if e.Version >= floor {
 				if e.Absent {
-					return peer.Response{Status: peer.StatusNotFound, Version: e.Version}
+					return peer.Response{Status: peer.StatusNotFound, Version: e.Version}, true
 				}
-				return g.encodeResponse(e.Value, e.Version)
+				return g.encodeResponse(e.Value, e.Version), true
 			}
 		}
 	}
 	if rec, st := g.stale.check(key, floor, time.Now()); st == staleBackingOff {
 		g.ctr.inc(cStaleFastFails)
-		return peer.Response{Status: peer.StatusBelowFloor, Version: rec.got}
+		return peer.Response{Status: peer.StatusBelowFloor, Version: rec.got}, true
 	}
+	return r, false
+}
+
+// serveLoad answers a fill request from one coalesced local load.
+func (g *Group[V]) serveLoad(ctx context.Context, key string, floor uint64) peer.Response {
 	r, err := g.ownerFill(ctx, key)
 	if err != nil {
 		return peer.Response{Status: peer.StatusError, Err: err.Error()}

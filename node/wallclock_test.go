@@ -16,15 +16,16 @@ import (
 // the trust lease, timers, timeouts) runs on the monotonic clock, so a
 // wall-clock step (NTP, a restored VM, `date -s`) changes nothing there.
 var wallClockUses = map[string]string{
-	"gossip/cluster.go:Start":               "incarnation = start time; a step back across a restart is outgrown (TestRestartAfterClockStepBack)",
-	"gossip/publish.go:publish":             "SentAt, for the propagation metric only",
-	"node/clock.go:wallNow":                 "ClockVersions stamps are wall clock by design, bounded by MaxClockSkew; the HLC never goes back",
-	"node/node.go:Invalidations":            "propagation metric from SentAt (meaningful on synced clocks only)",
-	"node/progress.go:Progress":             "a feed's progress is a time as of which the log was applied: wall clock by design (G9 assumes clocks within MaxClockSkew)",
-	"node/progress.go:heardProgress":        "progress from beyond MaxClockSkew in the future is not believed",
-	"node/progress.go:logFresh":             "G9: the feed's progress is younger than MaxStaleness, on wall clocks within MaxClockSkew",
-	"node/internal/peer/client.go:exchange": "request timestamp for the replay window (peer MaxSkew)",
-	"node/internal/peer/server.go:refuse":   "replay window check against the request timestamp",
+	"gossip/cluster.go:Start":                  "incarnation = start time; a step back across a restart is outgrown (TestRestartAfterClockStepBack)",
+	"gossip/publish.go:publish":                "SentAt, for the propagation metric only",
+	"node/clock.go:wallNow":                    "ClockVersions stamps are wall clock by design, bounded by MaxClockSkew; the HLC never goes back",
+	"node/node.go:Invalidations":               "propagation metric from SentAt (meaningful on synced clocks only)",
+	"node/progress.go:Progress":                "a feed's progress is a time as of which the log was applied: wall clock by design (G9 assumes clocks within MaxClockSkew)",
+	"node/progress.go:heardProgress":           "progress from beyond MaxClockSkew in the future is not believed",
+	"node/progress.go:logFresh":                "G9: the feed's progress is younger than MaxStaleness, on wall clocks within MaxClockSkew",
+	"node/internal/peer/client.go:exchange":    "request timestamp for the replay window (peer MaxSkew)",
+	"node/internal/peer/batch.go:exchangeMany": "batch request timestamp for the replay window (peer MaxSkew)",
+	"node/internal/peer/server.go:refuse":      "replay window check against the request timestamp",
 }
 
 // TestWallClockOnlyWhereAllowed parses the library's sources and fails on any
