@@ -55,7 +55,7 @@ func (g *Group[V]) GetMany(ctx context.Context, keys []string, opts ...ReadOptio
 	}
 	out := make([]Result[V], len(keys))
 	var local, single []int
-	remote := map[string][]int{} // owner address -> indexes
+	var remote map[string][]int // owner address -> indexes
 	bl, batchable := g.cfg.Loader.(BatchLoader[V])
 	trusted := mode == readCached && g.servable()
 	for i, k := range keys {
@@ -79,6 +79,9 @@ func (g *Group[V]) GetMany(ctx context.Context, keys []string, opts ...ReadOptio
 		case !trusted:
 			single = append(single, i)
 		case addr != "":
+			if remote == nil {
+				remote = map[string][]int{}
+			}
 			remote[addr] = append(remote[addr], i)
 		case batchable:
 			local = append(local, i)
@@ -99,26 +102,35 @@ func (g *Group[V]) GetMany(ctx context.Context, keys []string, opts ...ReadOptio
 		}
 		return out
 	}
-	var mu sync.Mutex // guards single and local while the owners answer
+	// The owners' batches and this node's own batch run at once; keys an
+	// owner could not be asked for are loaded here after (a second query).
+	var mu sync.Mutex // guards single and here while the owners answer
+	var here []int
 	var wg sync.WaitGroup
 	for addr, idx := range remote {
 		g.ctr.add(cMisses, uint64(len(idx)))
 		wg.Go(func() {
-			again, here := g.fetchMany(ctx, addr, keys, idx, out)
+			again, fallback := g.fetchMany(ctx, addr, keys, idx, out)
 			mu.Lock()
 			single = append(single, again...)
 			if batchable {
-				local = append(local, here...)
+				here = append(here, fallback...)
 			} else {
-				single = append(single, here...)
+				single = append(single, fallback...)
 			}
 			mu.Unlock()
 		})
 	}
-	wg.Wait()
 	if len(local) > 0 {
 		g.ctr.add(cMisses, uint64(len(local)))
-		single = append(single, g.loadMany(ctx, bl, keys, local, out)...)
+		again := g.loadMany(ctx, bl, keys, local, out)
+		mu.Lock()
+		single = append(single, again...)
+		mu.Unlock()
+	}
+	wg.Wait()
+	if len(here) > 0 {
+		single = append(single, g.loadMany(ctx, bl, keys, here, out)...)
 	}
 	sem := make(chan struct{}, getManyParallel)
 	for _, i := range single {
