@@ -45,13 +45,20 @@ func BenchmarkFeedThroughput(b *testing.B) {
 
 // BenchmarkCommitToApplied: the latency from a single-row commit (over
 // plain SQL, synchronous_commit on) returning to the client to the feed's
-// ApplyChanges returning for it, i.e. every one of 3 nodes applied and
-// acknowledged it: p50 and p99. Writes are one at a time.
+// ApplyChanges returning for it, i.e. every node applied and
+// acknowledged it: p50 and p99, at 3 and 10 nodes. Writes are one at a
+// time.
 //
 //	go test -run '^$' -bench CommitToApplied -benchtime 2000x ./feed/pgfeed/
 func BenchmarkCommitToApplied(b *testing.B) {
+	for _, size := range []int{3, 10} {
+		b.Run(fmt.Sprintf("nodes=%d", size), func(b *testing.B) { benchCommitToApplied(b, size) })
+	}
+}
+
+func benchCommitToApplied(b *testing.B, size int) {
 	p := startPG(b)
-	ms := cluster(b, p, 3)
+	ms := cluster(b, p, size)
 	var mu sync.Mutex
 	var want string
 	applied := make(chan time.Time, 1)
