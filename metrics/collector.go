@@ -35,8 +35,8 @@ var families = []family{
 	{"local_sets_total", "Local store sets by result: stored, or rejected (by floor, tag, supersession or the store).", []string{"group", "result"}},
 	{"local_keys_added_total", "Keys added to the local store (ristretto).", []string{"group"}},
 	{"local_keys_evicted_total", "Keys evicted from the local store (ristretto).", []string{"group"}},
-	{"local_cost_added_total", "Cost added to the local store (ristretto).", []string{"group"}},
-	{"local_cost_evicted_total", "Cost evicted from the local store (ristretto).", []string{"group"}},
+	{"local_added_bytes_total", "Bytes added to the local store (their ristretto cost: GroupConfig.Cost, by default key + value + 64).", []string{"group"}},
+	{"local_evicted_bytes_total", "Bytes evicted from the local store (their ristretto cost: GroupConfig.Cost, by default key + value + 64).", []string{"group"}},
 
 	{"members", "Cluster members this node sees alive, itself included.", nil},
 	{"trusted", "1 while the node trusts its cache, 0 while degraded (it has not heard from the cluster within MaxStaleness).", nil},
@@ -110,8 +110,8 @@ var groupSamples = []sample[node.GroupStats]{
 	{"local_sets_total", "rejected", false, func(g *node.GroupStats) float64 { return u(g.Local.SetsRejected) }},
 	{"local_keys_added_total", "", false, func(g *node.GroupStats) float64 { return u(g.Local.KeysAdded) }},
 	{"local_keys_evicted_total", "", false, func(g *node.GroupStats) float64 { return u(g.Local.KeysEvicted) }},
-	{"local_cost_added_total", "", false, func(g *node.GroupStats) float64 { return u(g.Local.CostAdded) }},
-	{"local_cost_evicted_total", "", false, func(g *node.GroupStats) float64 { return u(g.Local.CostEvicted) }},
+	{"local_added_bytes_total", "", false, func(g *node.GroupStats) float64 { return u(g.Local.CostAdded) }},
+	{"local_evicted_bytes_total", "", false, func(g *node.GroupStats) float64 { return u(g.Local.CostEvicted) }},
 }
 
 // nodeSamples are read from node.Stats.

@@ -58,7 +58,7 @@
 //	nearcache_local_floors_folded_total{group}
 //	nearcache_local_sets_total{group,result="stored|rejected"}
 //	nearcache_local_keys_added_total{group}, nearcache_local_keys_evicted_total{group}
-//	nearcache_local_cost_added_total{group}, nearcache_local_cost_evicted_total{group}
+//	nearcache_local_added_bytes_total{group}, nearcache_local_evicted_bytes_total{group}
 //	nearcache_members, nearcache_trusted, nearcache_last_heard_seconds  gauges
 //	nearcache_degraded_transitions_total
 //	nearcache_gossip_gaps_detected_total, nearcache_gossip_repaired_total,
@@ -66,6 +66,14 @@
 //	nearcache_gossip_published_total, nearcache_gossip_received_total,
 //	nearcache_gossip_duplicates_total, nearcache_gossip_messages_total{direction="sent|received"},
 //	nearcache_gossip_decode_errors_total, nearcache_gossip_rejoins_total
+//
+// # Breaking change: byte counters end in _bytes_total
+//
+// Counters of bytes follow Prometheus' naming (unit, then _total):
+// nearcache_local_cost_added_total and nearcache_local_cost_evicted_total are
+// now nearcache_local_added_bytes_total and nearcache_local_evicted_bytes_total
+// (same values: the group's Cost, in bytes). Dashboards and alerts that query
+// the old names show nothing until updated; the shipped dashboard is.
 //
 // A Grafana dashboard using these names ships in dashboards/nearcache.json;
 // a test checks that every metric it queries is one this package exports.

@@ -117,11 +117,11 @@ nearcache_local_sets_total{group="orders",result="stored"} 15
 nearcache_local_sets_total{group="users",result="rejected"} 36
 nearcache_local_sets_total{group="users",result="stored"} 35
 `},
-		{"nearcache_local_cost_evicted_total", `
-# HELP nearcache_local_cost_evicted_total Cost evicted from the local store (ristretto).
-# TYPE nearcache_local_cost_evicted_total counter
-nearcache_local_cost_evicted_total{group="orders"} 20
-nearcache_local_cost_evicted_total{group="users"} 40
+		{"nearcache_local_evicted_bytes_total", `
+# HELP nearcache_local_evicted_bytes_total Bytes evicted from the local store (their ristretto cost: GroupConfig.Cost, by default key + value + 64).
+# TYPE nearcache_local_evicted_bytes_total counter
+nearcache_local_evicted_bytes_total{group="orders"} 20
+nearcache_local_evicted_bytes_total{group="users"} 40
 `},
 		{"nearcache_trusted", `
 # HELP nearcache_trusted 1 while the node trusts its cache, 0 while degraded (it has not heard from the cluster within MaxStaleness).
@@ -196,7 +196,7 @@ func TestEverySnapshotField(t *testing.T) {
 		{"nearcache_local_floors_folded_total", 34},
 		{"nearcache_local_keys_added_total", 37},
 		{"nearcache_local_keys_evicted_total", 38},
-		{"nearcache_local_cost_added_total", 39},
+		{"nearcache_local_added_bytes_total", 39},
 	}
 	labelled := map[string]float64{
 		`nearcache_fills_total{group="users",source="local"}`:                41,
