@@ -170,6 +170,7 @@ func b2f(b bool) float64 {
 type descs struct {
 	order  []*prometheus.Desc
 	byName map[string]*prometheus.Desc
+	build  *prometheus.Desc // nearcache_build_info
 }
 
 func newDescs(ns string) *descs {
@@ -179,6 +180,9 @@ func newDescs(ns string) *descs {
 		d.order = append(d.order, x)
 		d.byName[f.name] = x
 	}
+	d.build = prometheus.NewDesc(prometheus.BuildFQName(ns, "", "build_info"),
+		"Always 1; its labels say which nearcache the node runs: version (nearcache's module version), revision (VCS commit, -dirty when built from a modified work tree), go_version.",
+		[]string{"version", "revision", "go_version"}, nil)
 	return d
 }
 
@@ -186,6 +190,7 @@ func (d *descs) describe(ch chan<- *prometheus.Desc) {
 	for _, x := range d.order {
 		ch <- x
 	}
+	ch <- d.build
 }
 
 // emit sends every sample of s, labels first with the given prefix labels.
@@ -207,6 +212,7 @@ func emit[S any](ch chan<- prometheus.Metric, d *descs, samples []sample[S], s *
 // snapshot metrics and both histograms, so registration is all or nothing.
 type attachment struct {
 	descs *descs
+	build prometheus.Metric // nearcache_build_info, fixed for the process
 	load  *prometheus.HistogramVec
 	prop  *prometheus.HistogramVec
 
@@ -218,9 +224,11 @@ type attachment struct {
 
 var _ prometheus.Collector = (*attachment)(nil)
 
-func newAttachment(d *descs, cfg Config, stats func() node.Stats) *attachment {
+func newAttachment(d *descs, cfg Config, build BuildInfo, stats func() node.Stats) *attachment {
 	return &attachment{
 		descs: d,
+		build: prometheus.MustNewConstMetric(d.build, prometheus.GaugeValue, 1,
+			validLabel(build.Version), validLabel(build.RevisionLabel()), validLabel(build.GoVersion)),
 		stats: stats,
 		load: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: cfg.Namespace,
@@ -262,6 +270,7 @@ func (a *attachment) Collect(ch chan<- prometheus.Metric) {
 	s := a.stats()
 	a.mu.RUnlock()
 
+	ch <- a.build
 	a.collectNode(ch, &s)
 	for i := range s.Groups {
 		a.collectGroup(ch, &s.Groups[i])

@@ -66,6 +66,22 @@
 //	nearcache_gossip_published_total, nearcache_gossip_received_total,
 //	nearcache_gossip_duplicates_total, nearcache_gossip_messages_total{direction="sent|received"},
 //	nearcache_gossip_decode_errors_total, nearcache_gossip_rejoins_total
+//	nearcache_build_info{version,revision,go_version}  gauge, always 1
+//
+// # Build information
+//
+// nearcache_build_info is registered by [Metrics.Attach], in the one
+// collector that exports the node's figures: it exists exactly while a node
+// is attached, carries the same labels as everything else the Registerer
+// adds (a "node" label when wrapped, see above), and a Metrics in error
+// exports neither. Its labels come from runtime/debug.ReadBuildInfo, read
+// once by [New] (see [BuildInfo]): version is nearcache's module version,
+// revision the VCS commit with "-dirty" when built from a modified work
+// tree ("unknown" when the binary does not say), go_version the toolchain.
+// `nearcache version` prints the same figures. Join on it to label any
+// panel by version, e.g. during a rolling upgrade:
+//
+//	sum by (version) (rate(nearcache_gets_total[5m]) * on (instance) group_left (version) nearcache_build_info)
 //
 // # Breaking change: byte counters end in _bytes_total
 //
