@@ -16,7 +16,7 @@ type family struct {
 
 // The families, in the order Describe sends them.
 var families = []family{
-	{"gets_total", "Gets by result: hit (served from the local cache), miss (loaded or joined a load), stale_rejected (a load below the key's version floor was refused), bypass (Verified or Authoritative read), degraded (read while the node did not trust its cache).", []string{"group", "result"}},
+	{"gets_total", "Gets by result: hit (served from the local cache), miss (a plain Get that loaded or joined a load), bypass (Verified or Authoritative read), degraded (read while the node did not trust its cache). Not a partition: stale_rejected counts Gets whose load came back below the key's version floor and was refused, once per Get, also counted as miss or bypass. Hit ratio = hit / (hit + miss).", []string{"group", "result"}},
 	{"loads_total", "Loader calls by outcome.", []string{"group", "outcome"}},
 	{"coalesced_waits_total", "Gets that waited for another caller's load instead of loading.", []string{"group"}},
 	{"invalidations_total", "Invalidations by direction: sent (published by this node), received (from other nodes), applied (received ones that raised a floor or bumped a tag).", []string{"group", "direction"}},

@@ -47,7 +47,7 @@
 // All names start with the namespace, "nearcache" by default; "group" labels
 // the per-group ones:
 //
-//	nearcache_gets_total{group,result="hit|miss|stale_rejected|bypass|degraded"}
+//	nearcache_gets_total{group,result="hit|miss|stale_rejected|bypass|degraded"}  (see below)
 //	nearcache_loads_total{group,outcome="ok|error"}
 //	nearcache_load_duration_seconds{group}            histogram
 //	nearcache_coalesced_waits_total{group}
@@ -82,6 +82,23 @@
 // panel by version, e.g. during a rolling upgrade:
 //
 //	sum by (version) (rate(nearcache_gets_total[5m]) * on (instance) group_left (version) nearcache_build_info)
+//
+// # Hit ratio
+//
+// The results of nearcache_gets_total are not a partition of the Gets:
+// hit + miss are the plain cached Gets, each counted once; bypass counts
+// Verified and Authoritative reads, degraded the reads while the node did not
+// trust its cache; stale_rejected counts the Gets whose load came back below
+// the key's version floor (once per Get, however many loads it took), which
+// are also counted as miss or bypass. The hit ratio is therefore
+//
+//	sum by (group) (rate(nearcache_gets_total{result="hit"}[5m]))
+//	  / sum by (group) (rate(nearcache_gets_total{result=~"hit|miss"}[5m]))
+//
+// the status page's figure (hits / (hits + misses)); dividing by every
+// result counts a Get refused below its floor, or a bypass read, again. A
+// test runs a cluster and checks the dashboard's panel against the status
+// page's figure.
 //
 // # Breaking change: byte counters end in _bytes_total
 //
