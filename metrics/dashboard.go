@@ -21,7 +21,9 @@ var metricNameRE = regexp.MustCompile(`nearcache_[a-z_]+`)
 
 // DashboardMetrics returns, sorted and deduplicated, the names of the metrics
 // the dashboard queries, a histogram's _bucket, _sum and _count series under
-// the histogram's name. Tests check them against what a node exports.
+// the histogram's name. Tests check them against what a node exports. The
+// change feed's nearcache_feed_* gauges and counters among them are exported
+// by the nearcache node binary while its feed runs, not by this package.
 func DashboardMetrics() ([]string, error) {
 	exprs, err := dashboardExprs(dashboardJSON)
 	if err != nil {

@@ -59,13 +59,19 @@
 //	nearcache_local_sets_total{group,result="stored|rejected"}
 //	nearcache_local_keys_added_total{group}, nearcache_local_keys_evicted_total{group}
 //	nearcache_local_added_bytes_total{group}, nearcache_local_evicted_bytes_total{group}
+//	nearcache_sampler_checks_total{group,result="within|beyond"}, nearcache_sampler_superseded_total{group},
+//	nearcache_sampler_dropped_total{group}, nearcache_sampler_nines{group} (gauge)
+//	nearcache_fills_total{group,source}, nearcache_owner_errors_total{group,kind},
+//	nearcache_expiry_events_total{group,event}, nearcache_versions_refused_total{group},
+//	nearcache_stale_fast_fails_total{group}
 //	nearcache_members, nearcache_trusted, nearcache_last_heard_seconds  gauges
 //	nearcache_degraded_transitions_total
 //	nearcache_gossip_gaps_detected_total, nearcache_gossip_repaired_total,
 //	nearcache_gossip_unrepairable_total, nearcache_gossip_pending_gaps (gauge),
 //	nearcache_gossip_published_total, nearcache_gossip_received_total,
 //	nearcache_gossip_duplicates_total, nearcache_gossip_messages_total{direction="sent|received"},
-//	nearcache_gossip_decode_errors_total, nearcache_gossip_rejoins_total
+//	nearcache_gossip_decode_errors_total, nearcache_gossip_rejoins_total, and the
+//	gossip stream, fill server and fill client counters (their HELP says what)
 //	nearcache_build_info{version,revision,go_version}  gauge, always 1
 //
 // # Build information
@@ -108,6 +114,13 @@
 // (same values: the group's Cost, in bytes). Dashboards and alerts that query
 // the old names show nothing until updated; the shipped dashboard is.
 //
-// A Grafana dashboard using these names ships in dashboards/nearcache.json;
-// a test checks that every metric it queries is one this package exports.
+// A Grafana dashboard using these names ships in dashboards/nearcache.json,
+// with rows for the consistency sampler (nines, checks, superseded hits,
+// hits beyond the bound) and for the change feed. The feed's families
+// (nearcache_feed_holder, _lag_bytes, _lag_seconds gauges; _changes_total,
+// _transactions_total, _ignored_total, _failovers_total, _reconnects_total
+// counters) are exported by the nearcache node binary while its feed runs,
+// not by this package; its panels are empty elsewhere. A test checks that
+// every metric the dashboard queries is one this package exports or one of
+// those, and that every exported one has a panel.
 package metrics

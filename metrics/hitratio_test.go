@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -340,10 +341,54 @@ func TestHitRatioPanelMatchesStatusPage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkPanelsReturnSeries(t, e)
+
 	o, n := oldGot[`{group="orders"}`], got[`{group="orders"}`]
 	t.Logf("orders cluster-wide: the panel %.4f, the old query %.4f; stale_rejected %d, lagging loads %d, Gets failed with a StaleError %d", n, o, rejected, src.hits, staleErrors)
 	if math.Abs(o-n) < 0.01 {
 		t.Errorf("the old query gives %.4f for orders, the panel %.4f: the workload does not tell them apart", o, n)
+	}
+}
+
+// checkPanelsReturnSeries, part of TestHitRatioPanelMatchesStatusPage's
+// cluster run, evaluates every panel query the
+// evaluator reads over the same two scrapes and requires series, so a
+// label typo (which the names-only check cannot see) fails.
+func checkPanelsReturnSeries(t *testing.T, e *promEval) {
+	t.Helper()
+	raw, err := os.ReadFile(dashboardPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr, RefID string }
+		}
+	}
+	if err := json.Unmarshal(raw, &d); err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{"job": ".*", "instance": ".*", "group": ".*", "__rate_interval": "1m"}
+	evaluated := 0
+	for _, p := range d.Panels {
+		for _, tg := range p.Targets {
+			if strings.Contains(tg.Expr, "histogram_quantile") || strings.Contains(tg.Expr, "nearcache_feed_") {
+				continue // not evaluated here / exported by internal/server's feed
+			}
+			got, err := e.eval(tg.Expr, vars)
+			if err != nil {
+				t.Errorf("panel %q %s: %v", p.Title, tg.RefID, err)
+				continue
+			}
+			if len(got) == 0 {
+				t.Errorf("panel %q %s shows no series on a running cluster: %s", p.Title, tg.RefID, tg.Expr)
+			}
+			evaluated++
+		}
+	}
+	if evaluated < 30 {
+		t.Errorf("evaluated only %d panel queries", evaluated)
 	}
 }
 
