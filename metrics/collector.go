@@ -16,7 +16,7 @@ type family struct {
 
 // The families, in the order Describe sends them.
 var families = []family{
-	{"gets_total", "Gets by result: hit (served from the local cache), miss (loaded or joined a load), stale_rejected (a load below the key's version floor was refused), bypass (Verified or Authoritative read), degraded (read while the node did not trust its cache).", []string{"group", "result"}},
+	{"gets_total", "Gets by result: hit (served from the local cache), miss (a plain Get that loaded or joined a load), bypass (Verified or Authoritative read), degraded (read while the node did not trust its cache). Not a partition: stale_rejected counts Gets whose load came back below the key's version floor and was refused, once per Get, also counted as miss or bypass. Hit ratio = hit / (hit + miss).", []string{"group", "result"}},
 	{"loads_total", "Loader calls by outcome.", []string{"group", "outcome"}},
 	{"coalesced_waits_total", "Gets that waited for another caller's load instead of loading.", []string{"group"}},
 	{"invalidations_total", "Invalidations by direction: sent (published by this node), received (from other nodes), applied (received ones that raised a floor or bumped a tag).", []string{"group", "direction"}},
@@ -35,8 +35,8 @@ var families = []family{
 	{"local_sets_total", "Local store sets by result: stored, or rejected (by floor, tag, supersession or the store).", []string{"group", "result"}},
 	{"local_keys_added_total", "Keys added to the local store (ristretto).", []string{"group"}},
 	{"local_keys_evicted_total", "Keys evicted from the local store (ristretto).", []string{"group"}},
-	{"local_cost_added_total", "Cost added to the local store (ristretto).", []string{"group"}},
-	{"local_cost_evicted_total", "Cost evicted from the local store (ristretto).", []string{"group"}},
+	{"local_added_bytes_total", "Bytes added to the local store (their ristretto cost: GroupConfig.Cost, by default key + value + 64).", []string{"group"}},
+	{"local_evicted_bytes_total", "Bytes evicted from the local store (their ristretto cost: GroupConfig.Cost, by default key + value + 64).", []string{"group"}},
 
 	{"members", "Cluster members this node sees alive, itself included.", nil},
 	{"trusted", "1 while the node trusts its cache, 0 while degraded (it has not heard from the cluster within MaxStaleness).", nil},
@@ -110,8 +110,8 @@ var groupSamples = []sample[node.GroupStats]{
 	{"local_sets_total", "rejected", false, func(g *node.GroupStats) float64 { return u(g.Local.SetsRejected) }},
 	{"local_keys_added_total", "", false, func(g *node.GroupStats) float64 { return u(g.Local.KeysAdded) }},
 	{"local_keys_evicted_total", "", false, func(g *node.GroupStats) float64 { return u(g.Local.KeysEvicted) }},
-	{"local_cost_added_total", "", false, func(g *node.GroupStats) float64 { return u(g.Local.CostAdded) }},
-	{"local_cost_evicted_total", "", false, func(g *node.GroupStats) float64 { return u(g.Local.CostEvicted) }},
+	{"local_added_bytes_total", "", false, func(g *node.GroupStats) float64 { return u(g.Local.CostAdded) }},
+	{"local_evicted_bytes_total", "", false, func(g *node.GroupStats) float64 { return u(g.Local.CostEvicted) }},
 }
 
 // nodeSamples are read from node.Stats.
@@ -170,6 +170,7 @@ func b2f(b bool) float64 {
 type descs struct {
 	order  []*prometheus.Desc
 	byName map[string]*prometheus.Desc
+	build  *prometheus.Desc // nearcache_build_info
 }
 
 func newDescs(ns string) *descs {
@@ -179,6 +180,9 @@ func newDescs(ns string) *descs {
 		d.order = append(d.order, x)
 		d.byName[f.name] = x
 	}
+	d.build = prometheus.NewDesc(prometheus.BuildFQName(ns, "", "build_info"),
+		"Always 1; its labels say which nearcache the node runs: version (nearcache's module version), revision (VCS commit, -dirty when built from a modified work tree), go_version.",
+		[]string{"version", "revision", "go_version"}, nil)
 	return d
 }
 
@@ -186,6 +190,7 @@ func (d *descs) describe(ch chan<- *prometheus.Desc) {
 	for _, x := range d.order {
 		ch <- x
 	}
+	ch <- d.build
 }
 
 // emit sends every sample of s, labels first with the given prefix labels.
@@ -207,6 +212,7 @@ func emit[S any](ch chan<- prometheus.Metric, d *descs, samples []sample[S], s *
 // snapshot metrics and both histograms, so registration is all or nothing.
 type attachment struct {
 	descs *descs
+	build prometheus.Metric // nearcache_build_info, fixed for the process
 	load  *prometheus.HistogramVec
 	prop  *prometheus.HistogramVec
 
@@ -218,9 +224,11 @@ type attachment struct {
 
 var _ prometheus.Collector = (*attachment)(nil)
 
-func newAttachment(d *descs, cfg Config, stats func() node.Stats) *attachment {
+func newAttachment(d *descs, cfg Config, build BuildInfo, stats func() node.Stats) *attachment {
 	return &attachment{
 		descs: d,
+		build: prometheus.MustNewConstMetric(d.build, prometheus.GaugeValue, 1,
+			validLabel(build.Version), validLabel(build.RevisionLabel()), validLabel(build.GoVersion)),
 		stats: stats,
 		load: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: cfg.Namespace,
@@ -262,6 +270,7 @@ func (a *attachment) Collect(ch chan<- prometheus.Metric) {
 	s := a.stats()
 	a.mu.RUnlock()
 
+	ch <- a.build
 	a.collectNode(ch, &s)
 	for i := range s.Groups {
 		a.collectGroup(ch, &s.Groups[i])

@@ -20,9 +20,32 @@ func Dashboard() []byte { return bytes.Clone(dashboardJSON) }
 var metricNameRE = regexp.MustCompile(`nearcache_[a-z_]+`)
 
 // DashboardMetrics returns, sorted and deduplicated, the names of the metrics
-// the dashboard queries, a histogram's _bucket, _sum and _count series under
-// the histogram's name. Tests check them against what a node exports.
+// the dashboard queries that every node exports (this package's), a
+// histogram's _bucket, _sum and _count series under the histogram's name.
+// Tests check them against what a node exports. The change feed's, which
+// only a node running a feed exports, are [DashboardFeedMetrics].
 func DashboardMetrics() ([]string, error) {
+	names, err := dashboardNames()
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(names, isFeedMetric), nil
+}
+
+// DashboardFeedMetrics returns, sorted, the change feed's metrics the
+// dashboard queries (nearcache_feed_*): the nearcache node binary exports
+// them while its feed runs (internal/server), this package never does.
+func DashboardFeedMetrics() ([]string, error) {
+	names, err := dashboardNames()
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(names, func(n string) bool { return !isFeedMetric(n) }), nil
+}
+
+func isFeedMetric(name string) bool { return strings.HasPrefix(name, DefaultNamespace+"_feed_") }
+
+func dashboardNames() ([]string, error) {
 	exprs, err := dashboardExprs(dashboardJSON)
 	if err != nil {
 		return nil, err

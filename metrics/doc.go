@@ -47,7 +47,7 @@
 // All names start with the namespace, "nearcache" by default; "group" labels
 // the per-group ones:
 //
-//	nearcache_gets_total{group,result="hit|miss|stale_rejected|bypass|degraded"}
+//	nearcache_gets_total{group,result="hit|miss|stale_rejected|bypass|degraded"}  (see below)
 //	nearcache_loads_total{group,outcome="ok|error"}
 //	nearcache_load_duration_seconds{group}            histogram
 //	nearcache_coalesced_waits_total{group}
@@ -58,15 +58,69 @@
 //	nearcache_local_floors_folded_total{group}
 //	nearcache_local_sets_total{group,result="stored|rejected"}
 //	nearcache_local_keys_added_total{group}, nearcache_local_keys_evicted_total{group}
-//	nearcache_local_cost_added_total{group}, nearcache_local_cost_evicted_total{group}
+//	nearcache_local_added_bytes_total{group}, nearcache_local_evicted_bytes_total{group}
+//	nearcache_sampler_checks_total{group,result="within|beyond"}, nearcache_sampler_superseded_total{group},
+//	nearcache_sampler_dropped_total{group}, nearcache_sampler_nines{group} (gauge)
+//	nearcache_fills_total{group,source}, nearcache_owner_errors_total{group,kind},
+//	nearcache_expiry_events_total{group,event}, nearcache_versions_refused_total{group},
+//	nearcache_stale_fast_fails_total{group}
 //	nearcache_members, nearcache_trusted, nearcache_last_heard_seconds  gauges
 //	nearcache_degraded_transitions_total
 //	nearcache_gossip_gaps_detected_total, nearcache_gossip_repaired_total,
 //	nearcache_gossip_unrepairable_total, nearcache_gossip_pending_gaps (gauge),
 //	nearcache_gossip_published_total, nearcache_gossip_received_total,
 //	nearcache_gossip_duplicates_total, nearcache_gossip_messages_total{direction="sent|received"},
-//	nearcache_gossip_decode_errors_total, nearcache_gossip_rejoins_total
+//	nearcache_gossip_decode_errors_total, nearcache_gossip_rejoins_total, and the
+//	gossip stream, fill server and fill client counters (their HELP says what)
+//	nearcache_build_info{version,revision,go_version}  gauge, always 1
 //
-// A Grafana dashboard using these names ships in dashboards/nearcache.json;
-// a test checks that every metric it queries is one this package exports.
+// # Build information
+//
+// nearcache_build_info is registered by [Metrics.Attach], in the one
+// collector that exports the node's figures: it exists exactly while a node
+// is attached, carries the same labels as everything else the Registerer
+// adds (a "node" label when wrapped, see above), and a Metrics in error
+// exports neither. Its labels come from runtime/debug.ReadBuildInfo, read
+// once by [New] (see [BuildInfo]): version is nearcache's module version,
+// revision the VCS commit with "-dirty" when built from a modified work
+// tree ("unknown" when the binary does not say), go_version the toolchain.
+// `nearcache version` prints the same figures. Join on it to label any
+// panel by version, e.g. during a rolling upgrade:
+//
+//	sum by (version) (rate(nearcache_gets_total[5m]) * on (instance) group_left (version) nearcache_build_info)
+//
+// # Hit ratio
+//
+// The results of nearcache_gets_total are not a partition of the Gets:
+// hit + miss are the plain cached Gets, each counted once; bypass counts
+// Verified and Authoritative reads, degraded the reads while the node did not
+// trust its cache; stale_rejected counts the Gets whose load came back below
+// the key's version floor (once per Get, however many loads it took), which
+// are also counted as miss or bypass. The hit ratio is therefore
+//
+//	sum by (group) (rate(nearcache_gets_total{result="hit"}[5m]))
+//	  / sum by (group) (rate(nearcache_gets_total{result=~"hit|miss"}[5m]))
+//
+// the status page's figure (hits / (hits + misses)); dividing by every
+// result counts a Get refused below its floor, or a bypass read, again. A
+// test runs a cluster and checks the dashboard's panel against the status
+// page's figure.
+//
+// # Breaking change: byte counters end in _bytes_total
+//
+// Counters of bytes follow Prometheus' naming (unit, then _total):
+// nearcache_local_cost_added_total and nearcache_local_cost_evicted_total are
+// now nearcache_local_added_bytes_total and nearcache_local_evicted_bytes_total
+// (same values: the group's Cost, in bytes). Dashboards and alerts that query
+// the old names show nothing until updated; the shipped dashboard is.
+//
+// A Grafana dashboard using these names ships in dashboards/nearcache.json,
+// with rows for the consistency sampler (nines, checks, superseded hits,
+// hits beyond the bound) and for the change feed. The feed's families
+// (nearcache_feed_holder, _lag_bytes, _lag_seconds gauges; _changes_total,
+// _transactions_total, _ignored_total, _failovers_total, _reconnects_total
+// counters) are exported by the nearcache node binary while its feed runs,
+// not by this package; its panels are empty elsewhere. A test checks that
+// every metric the dashboard queries is one this package exports or one of
+// those, and that every exported one has a panel.
 package metrics

@@ -24,6 +24,7 @@ type Metrics struct {
 	reg   prometheus.Registerer // nil when cfgErr is ErrNilRegisterer
 	cfg   Config                // with defaults
 	descs *descs
+	build BuildInfo // read once by the constructor
 	// cfgErr is set once by the constructor; a Metrics with one does nothing.
 	cfgErr error
 
@@ -57,12 +58,15 @@ func NewWithConfig(reg prometheus.Registerer, cfg Config) *Metrics {
 	default:
 		m.cfg = cfg.withDefaults()
 		m.descs = newDescs(m.cfg.Namespace)
+		m.build = ReadBuildInfo()
 	}
 	return m
 }
 
 // Attach registers this Metrics' collector on the registerer; stats is
 // called at every scrape until Detach. It implements node.Observer.Attach.
+// The same collector exports nearcache_build_info, so a node's figures and
+// the version that produced them appear and disappear together.
 //
 // A registration error (for example a [prometheus.AlreadyRegisteredError]
 // when another Metrics already exports the same names on that registry) is
@@ -82,7 +86,7 @@ func (m *Metrics) Attach(stats func() node.Stats) {
 		m.attachErr = errors.New("metrics: Attach called with a nil stats function")
 		return
 	}
-	a := newAttachment(m.descs, m.cfg, stats)
+	a := newAttachment(m.descs, m.cfg, m.build, stats)
 	if err := m.reg.Register(a); err != nil {
 		m.attachErr = err // errors.As(err, &prometheus.AlreadyRegisteredError{}) works
 		return

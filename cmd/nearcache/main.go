@@ -53,6 +53,7 @@ func commands() []command {
 	return []command{
 		{name: "demo", summary: "run a nearcache cluster and naive caches on one workload, and compare", flags: demoCommand},
 		{name: "node", summary: "run one nearcache node with its HTTP API (see docs/deploy.md)", flags: nodeCommand},
+		{name: "version", summary: "print the version, revision, Go version and platform (--json)", flags: versionCommand},
 	}
 }
 
