@@ -33,7 +33,7 @@ const (
 	cPurges
 	cSetsStored
 	cSetsRejected
-	cVerifyLookups   // store hits that were Verified reads' look-ups, not served hits
+	cInnerLookups    // store hits that served no Get: Verified reads' look-ups, owners answering peers, stale-on-error and expired StaleOnError look-ups
 	cVersionsRefused // invalidations refused: version above MaxVersion, or a clock stamp implausibly far ahead
 	cStaleFastFails  // reads failed at once with a StaleError: the key's floor stayed above the source (back-off)
 	numCounters

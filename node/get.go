@@ -82,7 +82,11 @@ func (g *Group[V]) lookup(key string, mode readMode) (*local.Entry[V], bool) {
 		now++ // the store's clock: Cache.Now is ns since the same epoch, plus one
 	}
 	e, ok := g.cache.GetAt(key, now) // counted by the store's striped counters
-	if !ok || (g.checkStale && g.expired(e)) {
+	if !ok {
+		return nil, false
+	}
+	if g.checkStale && g.expired(e) {
+		g.ctr.inc(cInnerLookups) // a store hit, but a miss of the Get
 		return nil, false
 	}
 	if r := rand.Uint32(); r&refreshSample == 0 || r>>4&g.sampler.mask == 0 { // one draw for both samples
@@ -150,7 +154,7 @@ func (g *Group[V]) verify(ctx context.Context, key string, trusted bool) (v V, i
 	if !hit {
 		return v, info, false, nil
 	}
-	g.ctr.inc(cVerifyLookups)
+	g.ctr.inc(cInnerLookups)
 	ctx, cancel := context.WithTimeout(ctx, g.n.cfg.LoadTimeout)
 	defer cancel()
 	ver, err := vl.LoadVersion(ctx, key)
@@ -308,6 +312,9 @@ func (g *Group[V]) maybeRefresh(key string, e *local.Entry[V]) {
 func (g *Group[V]) staleOnError(key string) (V, readInfo, bool) {
 	var zero V
 	e, ok := g.cache.Get(key)
+	if ok {
+		g.ctr.inc(cInnerLookups) // counted as its Get's miss already
+	}
 	if !ok || e.Absent || e.ExpireAt == 0 || g.cache.Now()-e.ExpireAt > int64(g.n.cfg.MaxStaleness) {
 		return zero, readInfo{}, false
 	}

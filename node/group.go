@@ -253,7 +253,7 @@ func (g *Group[V]) stats() GroupStats {
 	ls := g.cache.Stats()
 	s := GroupStats{
 		Name: g.name,
-		Hits: ls.Hits - g.ctr[cVerifyLookups].Load(),
+		Hits: ls.Hits - g.ctr[cInnerLookups].Load(),
 		Local: LocalStats{
 			Floors:       ls.Floors,
 			FloorsFolded: ls.FloorsFolded,

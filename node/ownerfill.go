@@ -97,7 +97,11 @@ func (g *Group[V]) serveFromMemory(key string, floor uint64) (r peer.Response, d
 	// renewed by every request, poisoning the key here too). The owner hears
 	// the invalidation itself.
 	if g.servable() {
-		if e, ok := g.cache.Get(key); ok && !g.expired(e) {
+		e, ok := g.cache.Get(key)
+		if ok {
+			g.ctr.inc(cInnerLookups) // a peer's fill, not a Get here
+		}
+		if ok && !g.expired(e) {
 			if e.Version >= floor {
 				if e.Absent {
 					return peer.Response{Status: peer.StatusNotFound, Version: e.Version}, true
