@@ -36,7 +36,7 @@ func TestCountersReachTheirFields(t *testing.T) {
 	walk(reflect.ValueOf(s), "")
 	for k := range numCounters {
 		if groupFields[k] == nil {
-			if k != cVerifyLookups {
+			if k != cInnerLookups {
 				t.Errorf("counter %d has no GroupStats field", k)
 			}
 			continue
