@@ -15,6 +15,7 @@ const (
 	G4 = "G4" // repair: the cluster converged on the source after the faults healed
 	G5 = "G5" // bounded staleness on a cut-off node
 	G7 = "G7" // after an AckAll invalidation returned, no node returns an older version (G8: no stale set survives it)
+	G9 = "G9" // log-fed freshness: no node serves a value the database superseded more than MaxStaleness before the read
 )
 
 // maxDetails bounds the violations a report describes.
@@ -280,6 +281,20 @@ func (r *Report) sweep(key string, pts []point, commits []*Event, cutoff map[str
 	}
 	var acked uint64 // highest version an AckAll invalidation returned without error
 	bound := r.Params.MaxStaleness
+	// G9's supersession times: firstDone[i] is the earliest return of a
+	// successful write of a version >= commits[i].Version (a suffix
+	// minimum: a later version's write may return before an earlier one's).
+	var firstDone []int64
+	if r.Params.LogFed && bound > 0 {
+		firstDone = make([]int64, len(commits)+1)
+		firstDone[len(commits)] = math.MaxInt64
+		for j := len(commits) - 1; j >= 0; j-- {
+			firstDone[j] = firstDone[j+1]
+			if c := commits[j]; c.Err == "" && c.Version > 0 {
+				firstDone[j] = min(firstDone[j], c.End)
+			}
+		}
+	}
 	for _, p := range pts {
 		e := p.ev
 		if p.rank == 1 { // a floor from now on
@@ -333,6 +348,21 @@ func (r *Report) sweep(key string, pts []point, commits []*Event, cutoff map[str
 			r.HealthyReads++
 			if bound > 0 && st > bound {
 				r.HealthyBeyondBound++
+			}
+		}
+		// G9: on every node, nothing the source superseded more than
+		// MaxStaleness before the read. A write's commit is taken as the
+		// time its statement returned (End), which is after the commit: a
+		// violation can be missed by the commit-to-return delay, never
+		// reported falsely. No clock grace: the nodes and the recorder run
+		// on one machine's clock (MaxClockSkew is for separate machines),
+		// and the read's start is before the node looked at its progress.
+		if firstDone != nil && i < len(commits) {
+			if sup := firstDone[i]; sup != math.MaxInt64 && e.Start-sup > int64(bound) {
+				v.Guarantee, v.Want = G9, commits[i].Version
+				v.Why = fmt.Sprintf("log-fed read served a version the source superseded %v before the read (bound %v)",
+					time.Duration(e.Start-sup), bound)
+				r.violate(v)
 			}
 		}
 		// G5: on a cut-off node, nothing superseded (committed and
