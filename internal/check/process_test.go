@@ -295,6 +295,9 @@ func TestProcessConfigValidate(t *testing.T) {
 		{"negative readers", func(c *ProcessConfig) { c.Readers = -1 }, "must not be negative"},
 		{"negative down", func(c *ProcessConfig) { c.Down = -time.Second }, "must not be negative"},
 		{"too many hot keys", func(c *ProcessConfig) { c.Keys, c.HotKeys = 3, 4 }, "HotKeys"},
+		{"feed fault without postgres", func(c *ProcessConfig) { c.Faults = []ProcFault{ProcStopHolder} }, "needs a feed"},
+		{"feed faults with postgres", func(c *ProcessConfig) { c.Postgres, c.Faults = "postgres://x", PostgresProcFaults() }, ""},
+		{"wake-alone with postgres", func(c *ProcessConfig) { c.Postgres, c.Faults = "postgres://x", []ProcFault{ProcStopWakeAlone} }, "not supported"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
