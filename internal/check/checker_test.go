@@ -109,6 +109,9 @@ func TestCheckG9(t *testing.T) {
 			w("", "k", 2, 10*ms, 10*ms, 12*ms, false, ""), w("", "k", 3, 150*ms, 150*ms, 151*ms, false, ""),
 			rd("b", "k", 2, 200*ms, 201*ms)},
 			map[string]int{}},
+		{"a read below an earlier read on the node is no G1", []Event{
+			rd("b", "k", 3, 1*ms, 2*ms), rd("b", "k", 2, 3*ms, 4*ms)},
+			map[string]int{}},
 		{"a failed write supersedes nothing", []Event{
 			w("", "k", 0, 10*ms, 10*ms, 12*ms, false, "conn reset"), rd("b", "k", 1, 500*ms, 501*ms)},
 			map[string]int{}},
