@@ -96,8 +96,8 @@ type Report struct {
 	// HealthyReads and HealthyBeyondBound count the successful reads that
 	// started outside every fault and its convergence window, and of them
 	// those staler than MaxStaleness.
-	HealthyReads       int        `json:"healthy_reads"`
-	HealthyBeyondBound int        `json:"healthy_beyond_bound"`
+	HealthyReads       int `json:"healthy_reads"`
+	HealthyBeyondBound int `json:"healthy_beyond_bound"`
 	// ReadRegressions counts, in a log-fed history (Params.LogFed), the
 	// reads below a version an earlier read on the same node returned, and
 	// above every floor the node had applied: not G1 violations there. A
@@ -109,10 +109,10 @@ type Report struct {
 	// checker's "earlier read returned" floor is stricter and does not hold
 	// for log-fed groups today (seen in 2 of 5 TestProcessCampaignPostgres
 	// runs, on a killed holder's next incarnation).
-	ReadRegressions int `json:"read_regressions,omitempty"`
-	Propagation        Dist       `json:"propagation"`
-	Converge           []Converge `json:"converge,omitempty"`
-	Loads              Loads      `json:"loads"`
+	ReadRegressions int        `json:"read_regressions,omitempty"`
+	Propagation     Dist       `json:"propagation"`
+	Converge        []Converge `json:"converge,omitempty"`
+	Loads           Loads      `json:"loads"`
 
 	windows []window // fault and convergence windows, by start
 }
