@@ -442,6 +442,9 @@ func TestProcessPostgresBroken(t *testing.T) {
 	}
 	b, _ := json.Marshal(r)
 	t.Log(brokenMarker + string(b))
+	if r.Total() == 0 || *processKeep {
+		keepEvidence(t, dir, r, h)
+	}
 	if r.Total() == 0 {
 		t.Fatalf("the checker found no violation in the broken build %s", brokenTag)
 	}

@@ -47,6 +47,12 @@ const feedSlot = "nearcache_items"
 // the workload starts.
 const probeKey = "probe"
 
+// feedWitnesses are rows the workload never writes: ProcStopHolder caches
+// them on every node before the stop, updates them in PostgreSQL once the
+// holder is stopped, and reads them through every other node once those
+// updates are older than MaxStaleness (see witnessReads).
+var feedWitnesses = []string{"fw0", "fw1", "fw2", "fw3"}
+
 // openPostgres opens the campaign's own connection pool to PostgreSQL and
 // creates the items table (REPLICA IDENTITY FULL, as the feed requires),
 // with keys and probeKey at version 1.
@@ -65,7 +71,7 @@ func openPostgres(ctx context.Context, dsn string, keys []string) (*sql.DB, erro
 			return nil, fmt.Errorf("check: %s: %w", q, err)
 		}
 	}
-	for _, k := range append([]string{probeKey}, keys...) {
+	for _, k := range append(append([]string{probeKey}, feedWitnesses...), keys...) {
 		if _, err := db.ExecContext(ctx, "INSERT INTO items (id, body, version) VALUES ($1, 'initial', 1) "+
 			"ON CONFLICT (id) DO UPDATE SET body = 'initial', version = 1", k); err != nil {
 			db.Close()
@@ -231,11 +237,16 @@ func (r *procRun) feedFault(ctx context.Context, f ProcFault, ev Event) (Event, 
 	switch f {
 	case ProcStopHolder:
 		d := r.feedStop()
+		r.cacheFeedWitnesses(ctx)
+		ev.Start = r.rec.Now()
 		if err := p.stop(ctx, 5*time.Second); err != nil {
 			_ = p.signal(syscall.SIGCONT)
 			return ev, err
 		}
+		done := make(chan struct{})
+		r.wg.Go(func() { defer close(done); r.witnessReads(ctx, i, ev.Start+int64(d)) })
 		r.patientReads(ctx, p, d, r.rng, nil)
+		<-done
 		if err := p.signal(syscall.SIGCONT); err != nil {
 			return ev, err
 		}
@@ -265,6 +276,51 @@ func (r *procRun) feedFault(ctx context.Context, f ProcFault, ev Event) (Event, 
 	}
 	ev.End = r.rec.Now() + int64(r.cfg.MaxStaleness)
 	return ev, nil
+}
+
+// cacheFeedWitnesses reads every witness through every node, twice: each
+// node caches it (a build that serves cached values regardless serves it
+// from there during the stop).
+func (r *procRun) cacheFeedWitnesses(ctx context.Context) {
+	for range 2 {
+		for _, p := range r.c.procs {
+			for _, k := range feedWitnesses {
+				_, _ = r.readThrough(ctx, p, k, 2*time.Second)
+			}
+		}
+	}
+}
+
+// witnessReads updates the witnesses in PostgreSQL (the holder is stopped:
+// no node hears of it), then, from MaxStaleness plus 200 ms after the last
+// update returned until until (recorder time), reads every witness through
+// every node but the holder every 100 ms. A node may serve the old version
+// only until MaxStaleness after the update (G9): so many reads, spread
+// over the rest of the stop, catch a build that serves it longer even on
+// a starved machine, where the random workload may read little (seen: 219
+// reads in a 5 s stop, under two CPU hogs; 32 violations where thousands
+// are usual).
+func (r *procRun) witnessReads(ctx context.Context, holder int, until int64) {
+	for j, k := range feedWitnesses {
+		_ = r.writePostgres(ctx, k, fmt.Sprintf("witness-%d", j))
+	}
+	from := r.rec.Now() + int64(r.cfg.MaxStaleness) + int64(200*time.Millisecond)
+	if err := sleepCtx(ctx, time.Duration(from-r.rec.Now())); err != nil {
+		return
+	}
+	for n := 0; r.rec.Now() < until || n == 0; n++ {
+		for i, p := range r.c.procs {
+			if i == holder {
+				continue
+			}
+			for _, k := range feedWitnesses {
+				_, _ = r.readThrough(ctx, p, k, 2*time.Second)
+			}
+		}
+		if sleepCtx(ctx, 100*time.Millisecond) != nil {
+			return
+		}
+	}
 }
 
 // feedStop is how long ProcStopHolder stops the holder: three times
