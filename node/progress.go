@@ -18,7 +18,7 @@ func (g *Group[V]) servable() bool {
 // logFresh reports whether the newest feed progress heard covers the log up
 // to a time no older than MaxStaleness. One wall-clock read.
 func (g *Group[V]) logFresh() bool {
-	return time.Now().UnixNano()-g.logAsOf.Load() <= int64(g.n.cfg.MaxStaleness)
+	return brokenNoLogFresh || time.Now().UnixNano()-g.logAsOf.Load() <= int64(g.n.cfg.MaxStaleness)
 }
 
 // heardProgress records feed progress as of asOf (unix nanos); it reports

@@ -85,6 +85,53 @@ func TestCheck(t *testing.T) {
 	}
 }
 
+// TestCheckG9 covers the log-fed freshness check: writes go to the source
+// directly (no node), and a read anywhere may return a version superseded
+// for at most MaxStaleness, counted from the superseding write's return.
+func TestCheckG9(t *testing.T) {
+	p := Params{MaxStaleness: 100 * time.Duration(ms), LogFed: true}
+	tests := []struct {
+		name   string
+		events []Event
+		want   map[string]int
+	}{
+		{"superseded beyond the bound", []Event{
+			w("", "k", 2, 10*ms, 10*ms, 12*ms, false, ""), rd("b", "k", 1, 113*ms, 114*ms)},
+			map[string]int{G9: 1}},
+		{"counted from the write's return, not its start", []Event{
+			w("", "k", 2, 10*ms, 10*ms, 12*ms, false, ""), rd("b", "k", 1, 111*ms, 114*ms)},
+			map[string]int{}},
+		{"a newer version's earlier return supersedes", []Event{
+			w("", "k", 2, 10*ms, 10*ms, 90*ms, false, ""), w("", "k", 3, 11*ms, 11*ms, 12*ms, false, ""),
+			rd("b", "k", 1, 113*ms, 114*ms)},
+			map[string]int{G9: 1}},
+		{"the version returned is current enough", []Event{
+			w("", "k", 2, 10*ms, 10*ms, 12*ms, false, ""), w("", "k", 3, 150*ms, 150*ms, 151*ms, false, ""),
+			rd("b", "k", 2, 200*ms, 201*ms)},
+			map[string]int{}},
+		{"a read below an earlier read on the node is no G1", []Event{
+			rd("b", "k", 3, 1*ms, 2*ms), rd("b", "k", 2, 3*ms, 4*ms)},
+			map[string]int{}},
+		{"a failed write supersedes nothing", []Event{
+			w("", "k", 0, 10*ms, 10*ms, 12*ms, false, "conn reset"), rd("b", "k", 1, 500*ms, 501*ms)},
+			map[string]int{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := Check(&History{Params: p, Events: tt.events})
+			if !reflect.DeepEqual(r.Violations, tt.want) {
+				t.Errorf("violations = %v, want %v; details %+v", r.Violations, tt.want, r.Details)
+			}
+		})
+	}
+	// Without LogFed the same history breaks nothing: G9 is for log-fed groups.
+	np := p
+	np.LogFed = false
+	if r := Check(&History{Params: np, Events: tests[0].events}); r.Total() != 0 {
+		t.Errorf("G9 checked on a group that is not log-fed: %v", r.Violations)
+	}
+}
+
 // TestCheckByFault attributes each violation to the fault (or the
 // convergence after it) during which its read started.
 func TestCheckByFault(t *testing.T) {

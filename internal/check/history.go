@@ -71,6 +71,11 @@ type Params struct {
 	// superseded more than MaxStaleness+Slack before it started (the
 	// watchdog's period and an invalidation in flight when a partition began).
 	Slack time.Duration `json:"slack"`
+	// LogFed says every read is of a log-fed group (GroupConfig.LogFed, fed
+	// from the database's commit log): G9 is checked on every read, against
+	// every successful write's End (when the statement that committed it
+	// returned, as seen by a writer writing to the database directly).
+	LogFed bool `json:"log_fed,omitempty"`
 }
 
 // History is a recorded run: its parameters and its events in recording order.

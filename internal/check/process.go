@@ -88,6 +88,7 @@ type procCluster struct {
 	cluster string // memberlist label, unique per run (at most 32 bytes)
 	keyFile string
 	dsn     string
+	verQ    string // the source's version query, in its driver's placeholders
 	logDir  string
 	hc      *http.Client
 	db      *sql.DB // the test's own connection to the source
@@ -98,7 +99,7 @@ type procCluster struct {
 var processRuns atomic.Int64 // process clusters started by this test process
 
 // newProcCluster writes the gossip key and the source (keys at version 1)
-// under cfg.Dir; no process runs yet.
+// under cfg.Dir, or in cfg.Postgres; no process runs yet.
 func newProcCluster(ctx context.Context, cfg ProcessConfig, keys []string) (*procCluster, error) {
 	c := &procCluster{
 		cfg:     cfg,
@@ -119,8 +120,19 @@ func newProcCluster(ctx context.Context, cfg ProcessConfig, keys []string) (*pro
 	if err := os.WriteFile(c.keyFile, []byte(key+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("check: write gossip key: %w", err)
 	}
+	if cfg.Postgres != "" {
+		db, err := openPostgres(ctx, cfg.Postgres, keys)
+		if err != nil {
+			return nil, err
+		}
+		c.db, c.dsn, c.verQ = db, cfg.Postgres, "SELECT version FROM items WHERE id = $1"
+		for i := range cfg.Nodes {
+			c.procs = append(c.procs, &proc{name: "n" + strconv.Itoa(i)})
+		}
+		return c, nil
+	}
 	path := filepath.Join(cfg.Dir, "source.db")
-	c.dsn = "sqlite://" + path
+	c.dsn, c.verQ = "sqlite://"+path, "SELECT version FROM items WHERE id = ?"
 	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
 	if err != nil {
 		return nil, fmt.Errorf("check: open source: %w", err)
@@ -145,7 +157,7 @@ func newProcCluster(ctx context.Context, cfg ProcessConfig, keys []string) (*pro
 // sourceVersion reads key's version from the source, bypassing every node.
 func (c *procCluster) sourceVersion(ctx context.Context, key string) (uint64, error) {
 	var v int64
-	if err := c.db.QueryRowContext(ctx, "SELECT version FROM items WHERE id = ?", key).Scan(&v); err != nil {
+	if err := c.db.QueryRowContext(ctx, c.verQ, key).Scan(&v); err != nil {
 		return 0, fmt.Errorf("check: source version of %s: %w", key, err)
 	}
 	return uint64(v), nil
@@ -185,7 +197,7 @@ func (c *procCluster) args(p *proc) []string {
 	p.mu.Lock()
 	gossipPort, httpPort := p.gossipPort, p.httpPort
 	p.mu.Unlock()
-	return []string{"node",
+	args := []string{"node",
 		"--name", p.name,
 		"--profile", "local",
 		"--cluster", c.cluster,
@@ -201,6 +213,10 @@ func (c *procCluster) args(p *proc) []string {
 		"--secret-key-file", c.keyFile,
 		"--log-level", c.cfg.LogLevel,
 	}
+	if c.cfg.Postgres != "" {
+		args = append(args, "--feed")
+	}
+	return args
 }
 
 // assignPorts gives every slot its ports before the first start, so each

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nearcache/nearcache/internal/pgtest"
 )
 
 var (
@@ -293,6 +295,9 @@ func TestProcessConfigValidate(t *testing.T) {
 		{"negative readers", func(c *ProcessConfig) { c.Readers = -1 }, "must not be negative"},
 		{"negative down", func(c *ProcessConfig) { c.Down = -time.Second }, "must not be negative"},
 		{"too many hot keys", func(c *ProcessConfig) { c.Keys, c.HotKeys = 3, 4 }, "HotKeys"},
+		{"feed fault without postgres", func(c *ProcessConfig) { c.Faults = []ProcFault{ProcStopHolder} }, "needs a feed"},
+		{"feed faults with postgres", func(c *ProcessConfig) { c.Postgres, c.Faults = "postgres://x", PostgresProcFaults() }, ""},
+		{"wake-alone with postgres", func(c *ProcessConfig) { c.Postgres, c.Faults = "postgres://x", []ProcFault{ProcStopWakeAlone} }, "not supported"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -364,4 +369,84 @@ func TestProcessStopResume(t *testing.T) {
 	}
 	t.Logf("%d reads, %d writes, violations %v", r.Reads, r.Writes, r.Violations)
 	requireClean(t, dir, r, h)
+}
+
+// pgCampaign is the PostgreSQL-mode campaign of TestProcessCampaignPostgres
+// and TestProcessPostgresBroken: a throwaway PostgreSQL with
+// wal_level=logical, three `nearcache node --feed` processes with
+// MaxStaleness 1s, writers writing to PostgreSQL directly.
+func pgCampaign(t *testing.T, tags string, seed int64, faults []ProcFault) (Report, *History, string, error) {
+	t.Helper()
+	dsn := pgtest.StartWith(t, pgtest.Options{Logical: true})
+	bin := buildNearcache(t, tags)
+	dir := t.TempDir()
+	r, h, err := RunProcessCampaign(t.Context(), ProcessConfig{Binary: bin, Dir: dir, Seed: seed, Postgres: dsn,
+		Faults: faults, MaxStaleness: time.Second, Down: time.Second, Converge: 10 * time.Second,
+		LogLevel: *processLogLevel, Logger: testLogger(t)})
+	return r, h, dir, err
+}
+
+// TestProcessCampaignPostgres runs the process campaign in its PostgreSQL
+// mode on the real build: writers write to PostgreSQL directly (no node
+// hears of a write but through the commit log), the feed's holder is
+// stopped for 3 × MaxStaleness (the feed cut off while writes go on), then
+// killed (another node takes the slot over), and the checker must find no
+// violation of G9 on any read, nor of G4 or G5 (see processpg.go for G1 and
+// the others).
+// Deterministic under load (5/5 on 2026-12-04):
+//
+//	timeout 600 sh -c 'yes >/dev/null & yes >/dev/null & wait' &
+//	timeout 600 go test -count=5 -v -run 'TestProcessCampaignPostgres$' ./internal/check/
+func TestProcessCampaignPostgres(t *testing.T) {
+	if brokenTag != "" || testing.Short() {
+		t.Skip("real builds only, not in short mode (builds and runs the binary, starts PostgreSQL)")
+	}
+	t.Parallel()
+	faults := PostgresProcFaults()
+	r, h, dir, err := pgCampaign(t, "", 5, faults)
+	if err != nil {
+		keepEvidence(t, dir, r, h)
+		t.Fatal(err)
+	}
+	t.Logf("%d reads (%d failed), %d writes, violations %v; staleness %+v; %d reads below an earlier read on their node; convergence: %s",
+		r.Reads, r.ReadErrors, r.Writes, r.Violations, r.Staleness, r.ReadRegressions, convergeByFault(r))
+	if r.Reads-r.ReadErrors < 1000 || r.Writes-r.WriteErrors < 200 || len(r.Converge) != len(faults) {
+		t.Errorf("the campaign did too little: %d good reads, %d good writes, %d convergences",
+			r.Reads-r.ReadErrors, r.Writes-r.WriteErrors, len(r.Converge))
+	}
+	if bit := faultsThatBit(h); bit[string(ProcStopHolder)] == 0 || bit[string(ProcKillHolder)] == 0 {
+		t.Errorf("a feed fault did not bite (faults that bit: %v)", bit)
+	}
+	requireClean(t, dir, r, h)
+}
+
+// TestProcessPostgresBroken runs on the nearcache_nologfresh build only (its
+// nodes serve cached values of log-fed groups whatever the feed's
+// progress), from TestCheckerCatchesBrokenBuilds, and fails when the
+// checker finds nothing (as TestCampaignBroken). The feed's holder is
+// stopped for 3 × MaxStaleness while writers write to PostgreSQL: no
+// invalidation reaches any node meanwhile, and the two others serve what
+// they cached, superseded for up to 2 × MaxStaleness: G9.
+// Deterministic under load (5/5 on 2026-12-04):
+//
+//	timeout 900 sh -c 'yes >/dev/null & yes >/dev/null & wait' &
+//	timeout 900 go test -count=5 -v -run 'TestCheckerCatchesBrokenBuilds/nearcache_nologfresh$' ./internal/check/
+func TestProcessPostgresBroken(t *testing.T) {
+	if brokenTag != "nearcache_nologfresh" {
+		t.Skip("the nearcache_nologfresh build only (TestCheckerCatchesBrokenBuilds runs it)")
+	}
+	r, h, dir, err := pgCampaign(t, brokenTag, 6, []ProcFault{ProcStopHolder})
+	if err != nil {
+		keepEvidence(t, dir, r, h)
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(r)
+	t.Log(brokenMarker + string(b))
+	if r.Total() == 0 || *processKeep {
+		keepEvidence(t, dir, r, h)
+	}
+	if r.Total() == 0 {
+		t.Fatalf("the checker found no violation in the broken build %s", brokenTag)
+	}
+	t.Errorf("violations (as expected of %s): %v; first: %+v", brokenTag, r.Violations, r.Details)
 }

@@ -20,6 +20,7 @@ import (
 // groupCounters are the counters of the items group on one node that
 // ownerOf and proveCached read.
 type groupCounters struct {
+	Hits          uint64 `json:"hits"`           // cached-mode reads served from the store
 	Misses        uint64 `json:"misses"`         // cached-mode reads not served from the store (while trusted)
 	FillsLocal    uint64 `json:"fills_local"`    // loader calls here
 	FillsFallback uint64 `json:"fills_fallback"` // owner unreachable: loaded here

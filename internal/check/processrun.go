@@ -57,7 +57,24 @@ const (
 	// ProcRolling is SIGTERM and restart of every node, one by one, each
 	// waited for until ready.
 	ProcRolling ProcFault = "rolling-restart"
+	// ProcStopHolder is SIGSTOP, for 3 × MaxStaleness, of the node whose
+	// feed holds the replication slot (ProcessConfig.Postgres only): the
+	// feed is cut off while writes to PostgreSQL go on, so every node must
+	// stop serving cached values within MaxStaleness (G9); the slot stays
+	// held by the stopped process (its connection lives), so nobody takes
+	// over meanwhile.
+	ProcStopHolder ProcFault = "sigstop-feed-holder"
+	// ProcKillHolder is kill -9 of the feed's holder (ProcessConfig.Postgres
+	// only); it stays down for ProcessConfig.Down, then restarts, while
+	// another node takes the slot over and resumes from the confirmed
+	// position.
+	ProcKillHolder ProcFault = "kill-9-feed-holder"
 )
+
+// PostgresProcFaults returns the faults of a process campaign in the
+// PostgreSQL mode (ProcessConfig.Postgres) by default: the feed's holder
+// stopped, then killed.
+func PostgresProcFaults() []ProcFault { return []ProcFault{ProcStopHolder, ProcKillHolder} }
 
 // AllProcFaults returns every process fault, in a campaign's default order.
 func AllProcFaults() []ProcFault {
@@ -96,6 +113,14 @@ type ProcessConfig struct {
 	MaxStaleness time.Duration // the nodes' --max-staleness; 0 = 2s
 	LogLevel     string        // the nodes' --log-level; "" = info
 	Logger       *slog.Logger  // nil = discard
+	// Postgres, when set, is the DSN of a PostgreSQL server with
+	// wal_level=logical and a role with REPLICATION (internal/pgtest with
+	// Options.Logical): the source is its items table (created, REPLICA
+	// IDENTITY FULL), the nodes run with --feed, the writers write to it
+	// directly (no node sees a write but through the commit log), and G9 is
+	// checked on every read (see processpg.go). Faults default to
+	// PostgresProcFaults().
+	Postgres string
 	// Unseeded leaves the last node out of every other node's --join list
 	// (it joins them; they never dial it), and makes it ProcStopWakeAlone's
 	// target. A node's rejoin loop dials the seeds it does not count as
@@ -122,6 +147,9 @@ func (c ProcessConfig) withDefaults() ProcessConfig {
 	c.LogLevel = cmp.Or(c.LogLevel, "info")
 	if c.Faults == nil {
 		c.Faults = AllProcFaults()
+		if c.Postgres != "" {
+			c.Faults = PostgresProcFaults()
+		}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -143,6 +171,16 @@ func (c ProcessConfig) validate() error {
 		return errors.New("check: a process campaign needs at least 3 nodes (a killed node must leave a majority)")
 	case c.HotKeys > c.Keys && c.Keys != 0:
 		return errors.New("check: HotKeys must not exceed Keys")
+	}
+	for _, f := range c.Faults {
+		switch {
+		case (f == ProcStopHolder || f == ProcKillHolder) && c.Postgres == "":
+			return fmt.Errorf("check: fault %s needs a feed (ProcessConfig.Postgres)", f)
+		case f == ProcStopWakeAlone && c.Postgres != "":
+			// Its witness writes go through a node and its quiescing is
+			// about SQLite's lock: not made for, nor run in, this mode.
+			return fmt.Errorf("check: fault %s is not supported with ProcessConfig.Postgres", f)
+		}
 	}
 	return nil
 }
@@ -183,6 +221,11 @@ func RunProcessCampaign(ctx context.Context, cfg ProcessConfig) (Report, *Histor
 		return Report{}, nil, err
 	}
 	r := &procRun{cfg: cfg, c: c, rec: NewRecorder(), keys: keys}
+	if cfg.Postgres != "" {
+		if err := r.waitLogFresh(ctx, 30*time.Second); err != nil {
+			return Report{}, nil, err
+		}
+	}
 	// The owner of the hottest key, asked while the cluster is quiet.
 	if r.owner, err = c.ownerOf(ctx, keys[0]); err != nil {
 		return Report{}, nil, err
@@ -190,7 +233,7 @@ func RunProcessCampaign(ctx context.Context, cfg ProcessConfig) (Report, *Histor
 	cfg.Logger.Info("owner", "key", keys[0], "node", c.procs[r.owner].name)
 	r.rng = rand.New(rand.NewPCG(uint64(cfg.Seed), 0x70726f63))
 	p := plan[ProcFault]{
-		params:        Params{Seed: cfg.Seed, MaxStaleness: cfg.MaxStaleness, Slack: cfg.MaxStaleness / 2},
+		params:        Params{Seed: cfg.Seed, MaxStaleness: cfg.MaxStaleness, Slack: cfg.MaxStaleness / 2, LogFed: cfg.Postgres != ""},
 		faults:        cfg.Faults,
 		duration:      cfg.Duration,
 		calm:          cfg.Calm,
@@ -286,7 +329,13 @@ func (r *procRun) read(ctx context.Context, i int, key string) (uint64, error) {
 // write PUTs key through node i. The commit time is taken as the request's
 // start (the PUT writes the source first): staleness is measured from at
 // most the SQL write's latency too early.
+//
+// With ProcessConfig.Postgres the write goes to PostgreSQL directly instead,
+// whatever i (writePostgres).
 func (r *procRun) write(ctx context.Context, i int, key string, writer, seq int, _ *rand.Rand) error {
+	if r.cfg.Postgres != "" {
+		return r.writePostgres(ctx, key, fmt.Sprintf("w%d-%d", writer, seq))
+	}
 	_, _, err := r.writeThrough(ctx, r.c.procs[i], key, fmt.Sprintf("w%d-%d", writer, seq))
 	return err
 }
@@ -431,6 +480,11 @@ func (r *procRun) fault(ctx context.Context, f ProcFault, rng *rand.Rand) error 
 			}
 		}
 		ev.End = r.rec.Now() + int64(r.cfg.MaxStaleness)
+	case ProcStopHolder, ProcKillHolder:
+		var err error
+		if ev, err = r.feedFault(ctx, f, ev); err != nil {
+			return err
+		}
 	case ProcRolling:
 		log.Info("fault", "fault", f)
 		ev.Start = r.rec.Now()

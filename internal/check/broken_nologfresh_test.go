@@ -1,0 +1,5 @@
+//go:build nearcache_nologfresh
+
+package check
+
+func init() { brokenTag = "nearcache_nologfresh" }
