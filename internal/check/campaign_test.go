@@ -17,6 +17,8 @@ import (
 var (
 	campaignDuration = flag.Duration("campaign.duration", 0, "run TestCampaignLong for this long (0 = skip it)")
 	campaignOut      = flag.String("campaign.out", "", "directory for TestCampaignLong's report and history (\"\" = a temp dir)")
+	healthyDuration  = flag.Duration("healthy.duration", 0, "run TestCampaignHealthy for this long (0 = skip it)")
+	healthyOut       = flag.String("healthy.out", "", "directory for TestCampaignHealthy's report (\"\" = a temp dir)")
 )
 
 // brokenTag is the broken-build tag this test binary was built with ("" =
@@ -188,5 +190,41 @@ func TestCampaignLong(t *testing.T) {
 	if r.Total() != 0 {
 		saveFailing(t, dir, r, h)
 		t.Errorf("violations: %v", r.Violations)
+	}
+}
+
+// TestCampaignHealthy is the healthy-cluster run behind docs/consistency.md's
+// nines: the in-process cluster (real memberlist sockets on 127.0.0.1, no
+// fault injected) with readers that never pause, for -healthy.duration. It
+// writes report.json (and the history on a violation) into -healthy.out, and
+// fails on any violation, or on any read staler than the propagation bound
+// or write some node served the old version of a second after its commit.
+func TestCampaignHealthy(t *testing.T) {
+	if *healthyDuration == 0 || brokenTag != "" {
+		t.Skip("set -healthy.duration")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *healthyDuration*2+time.Minute)
+	defer cancel()
+	r, h, err := RunCampaign(ctx, CampaignConfig{Seed: 7, Faults: []Fault{}, Duration: *healthyDuration})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := *healthyOut
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.MarshalIndent(r, "", "  ")
+	if err := os.WriteFile(filepath.Join(dir, "report.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("report in %s: %d reads (%.0f/s), %d writes over %v", dir, r.Reads, float64(r.Reads)/r.Span.Seconds(), r.Writes, r.Span)
+	t.Log(r.Summary())
+	if r.Total() != 0 || r.Healthy.Propagation.Beyond != 0 || r.Healthy.Write1s.Beyond != 0 {
+		saveFailing(t, dir, r, h)
+		t.Errorf("violations %v, %d reads beyond %v, %d writes served old at +1s",
+			r.Violations, r.Healthy.Propagation.Beyond, PropagationBound, r.Healthy.Write1s.Beyond)
 	}
 }
