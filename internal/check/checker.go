@@ -161,7 +161,7 @@ func (s *Share) finish() {
 	case s.Beyond == 0:
 		s.Nines, s.AtLeast = math.Log10(float64(s.N)), true
 	default:
-		s.Nines, s.AtLeast = -math.Log10(float64(s.Beyond)/float64(s.N)), false
+		s.Nines, s.AtLeast = math.Log10(float64(s.N)/float64(s.Beyond)), false // not -log10: -0 when all are beyond
 	}
 }
 
