@@ -232,3 +232,34 @@ func TestCampaignHealthy(t *testing.T) {
 			r.Violations, r.Healthy.Propagation.Beyond, PropagationBound, r.Healthy.Write1s.Beyond)
 	}
 }
+
+// TestCampaignCalm: Calm gives the campaign healthy phases, whose reads and
+// writes the report counts apart from the faulty ones.
+func TestCampaignCalm(t *testing.T) {
+	if brokenTag != "" || testing.Short() {
+		t.Skip("real builds only, not in short mode")
+	}
+	if _, _, err := RunCampaign(t.Context(), CampaignConfig{Faults: []Fault{}}); err == nil {
+		t.Error("a run without faults and without a Duration was accepted")
+	}
+	r, _, err := RunCampaign(t.Context(), CampaignConfig{Seed: 3, Faults: []Fault{FaultLoss5, FaultDelay},
+		Calm: 1500 * time.Millisecond, Phase: 500 * time.Millisecond, Converge: 5 * time.Second, ReadPause: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(r.Summary())
+	h, f := r.Healthy, r.Faulty
+	// About two thirds of the time is healthy; without Calm, almost none.
+	if h.Propagation.N < (h.Propagation.N+f.Propagation.N)/3 || f.Propagation.N == 0 {
+		t.Errorf("healthy reads %d, faulty %d: want a third healthy at least", h.Propagation.N, f.Propagation.N)
+	}
+	if h.Propagation.N != r.HealthyReads || h.Propagation.N+f.Propagation.N != r.Reads-r.ReadErrors {
+		t.Errorf("phases hold %d+%d reads; %d healthy, %d successful", h.Propagation.N, f.Propagation.N, r.HealthyReads, r.Reads-r.ReadErrors)
+	}
+	if h.Write1s.N == 0 || h.Write1s.N+f.Write1s.N == 0 {
+		t.Errorf("no write judged at +1s in a healthy phase: %+v, %+v", h.Write1s, f.Write1s)
+	}
+	if r.Total() != 0 {
+		t.Errorf("violations %v: %+v", r.Violations, r.Details)
+	}
+}
