@@ -234,7 +234,9 @@ func TestCampaignHealthy(t *testing.T) {
 }
 
 // TestCampaignCalm: Calm gives the campaign healthy phases, whose reads and
-// writes the report counts apart from the faulty ones.
+// writes the report counts apart from the faulty ones. Timing-dependent (the
+// share of healthy time); checked with
+// go test -race -count=20 -run '^TestCampaignCalm$' ./internal/check/
 func TestCampaignCalm(t *testing.T) {
 	if brokenTag != "" || testing.Short() {
 		t.Skip("real builds only, not in short mode")
@@ -256,7 +258,7 @@ func TestCampaignCalm(t *testing.T) {
 	if h.Propagation.N != r.HealthyReads || h.Propagation.N+f.Propagation.N != r.Reads-r.ReadErrors {
 		t.Errorf("phases hold %d+%d reads; %d healthy, %d successful", h.Propagation.N, f.Propagation.N, r.HealthyReads, r.Reads-r.ReadErrors)
 	}
-	if h.Write1s.N == 0 || h.Write1s.N+f.Write1s.N == 0 {
+	if h.Write1s.N == 0 {
 		t.Errorf("no write judged at +1s in a healthy phase: %+v, %+v", h.Write1s, f.Write1s)
 	}
 	if r.Total() != 0 {
