@@ -58,8 +58,9 @@ type CampaignConfig struct {
 	Readers      int           // reader goroutines per node; 0 = 2
 	Writers      int           // writer goroutines, each writing through a random node; 0 = 4
 	AckAllEvery  int           // one write in AckAllEvery waits for every member (AckAll); 0 = 4
-	Faults       []Fault       // the schedule, one phase each; nil = AllFaults()
+	Faults       []Fault       // the schedule, one phase each; nil = AllFaults(); empty = no fault (a healthy run of Duration)
 	Duration     time.Duration // repeat the schedule until this long has passed; 0 = one pass
+	Calm         time.Duration // healthy time (no fault) before each fault; 0 = none
 	Phase        time.Duration // how long each fault lasts; 0 = 3s (partitions get at least 2*MaxStaleness)
 	Converge     time.Duration // how long the cluster may take to converge after a fault; 0 = 15s
 	MaxStaleness time.Duration // the nodes' MaxStaleness; 0 = 1s
@@ -89,8 +90,10 @@ func (c CampaignConfig) validate() error {
 	switch {
 	case c.Nodes < 0 || c.Keys < 0 || c.Readers < 0 || c.Writers < 0 || c.AckAllEvery < 0:
 		return errors.New("check: counts must not be negative")
-	case c.Phase < 0 || c.Converge < 0 || c.MaxStaleness < 0 || c.ReadPause < 0 || c.Duration < 0:
+	case c.Phase < 0 || c.Converge < 0 || c.MaxStaleness < 0 || c.ReadPause < 0 || c.Duration < 0 || c.Calm < 0:
 		return errors.New("check: durations must not be negative")
+	case c.Faults != nil && len(c.Faults) == 0 && c.Duration == 0:
+		return errors.New("check: a run without faults needs a Duration")
 	case c.Nodes == 1:
 		return errors.New("check: a campaign needs at least 2 nodes")
 	}
@@ -228,6 +231,7 @@ func RunCampaign(ctx context.Context, cfg CampaignConfig) (Report, *History, err
 		params:      Params{Seed: cfg.Seed, MaxStaleness: cfg.MaxStaleness, Slack: cfg.MaxStaleness / 2},
 		faults:      cfg.Faults,
 		duration:    cfg.Duration,
+		calm:        cfg.Calm,
 		converge:    cfg.Converge,
 		keys:        keys,
 		nodeReaders: cfg.Readers,

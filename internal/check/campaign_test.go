@@ -17,6 +17,8 @@ import (
 var (
 	campaignDuration = flag.Duration("campaign.duration", 0, "run TestCampaignLong for this long (0 = skip it)")
 	campaignOut      = flag.String("campaign.out", "", "directory for TestCampaignLong's report and history (\"\" = a temp dir)")
+	healthyDuration  = flag.Duration("healthy.duration", 0, "run TestCampaignHealthy for this long (0 = skip it)")
+	healthyOut       = flag.String("healthy.out", "", "directory for TestCampaignHealthy's report (\"\" = a temp dir)")
 )
 
 // brokenTag is the broken-build tag this test binary was built with ("" =
@@ -169,7 +171,10 @@ func TestCampaignLong(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *campaignDuration*3+time.Minute)
 	defer cancel()
-	r, h, err := RunCampaign(ctx, CampaignConfig{Seed: 42, Duration: *campaignDuration, Phase: 4 * time.Second, ReadPause: 2 * time.Millisecond})
+	// 12 s healthy before each fault: longer than the 10 s per-write figure,
+	// so healthy writes are judged at +10 s too.
+	r, h, err := RunCampaign(ctx, CampaignConfig{Seed: 42, Duration: *campaignDuration, Calm: 12 * time.Second,
+		Phase: 4 * time.Second, ReadPause: 2 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,8 +190,78 @@ func TestCampaignLong(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("report in %s: %d ops, violations %v", dir, r.Ops, r.Violations)
+	t.Log(r.Summary())
 	if r.Total() != 0 {
 		saveFailing(t, dir, r, h)
 		t.Errorf("violations: %v", r.Violations)
+	}
+}
+
+// TestCampaignHealthy is the healthy-cluster run behind docs/consistency.md's
+// nines: the in-process cluster (real memberlist sockets on 127.0.0.1, no
+// fault injected) with readers that never pause, for -healthy.duration. It
+// writes report.json (and the history on a violation) into -healthy.out, and
+// fails on any violation, or on any read staler than the propagation bound
+// or write some node served the old version of a second after its commit.
+func TestCampaignHealthy(t *testing.T) {
+	if *healthyDuration == 0 || brokenTag != "" {
+		t.Skip("set -healthy.duration")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *healthyDuration*2+time.Minute)
+	defer cancel()
+	r, h, err := RunCampaign(ctx, CampaignConfig{Seed: 7, Faults: []Fault{}, Duration: *healthyDuration})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := *healthyOut
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.MarshalIndent(r, "", "  ")
+	if err := os.WriteFile(filepath.Join(dir, "report.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("report in %s: %d reads (%.0f/s), %d writes over %v", dir, r.Reads, float64(r.Reads)/r.Span.Seconds(), r.Writes, r.Span)
+	t.Log(r.Summary())
+	if r.Total() != 0 || r.Healthy.Propagation.Beyond != 0 || r.Healthy.Write1s.Beyond != 0 {
+		saveFailing(t, dir, r, h)
+		t.Errorf("violations %v, %d reads beyond %v, %d writes served old at +1s",
+			r.Violations, r.Healthy.Propagation.Beyond, PropagationBound, r.Healthy.Write1s.Beyond)
+	}
+}
+
+// TestCampaignCalm: Calm gives the campaign healthy phases, whose reads and
+// writes the report counts apart from the faulty ones. Timing-dependent (the
+// share of healthy time); checked with
+// go test -race -count=20 -run '^TestCampaignCalm$' ./internal/check/
+func TestCampaignCalm(t *testing.T) {
+	if brokenTag != "" || testing.Short() {
+		t.Skip("real builds only, not in short mode")
+	}
+	if _, _, err := RunCampaign(t.Context(), CampaignConfig{Faults: []Fault{}}); err == nil {
+		t.Error("a run without faults and without a Duration was accepted")
+	}
+	r, _, err := RunCampaign(t.Context(), CampaignConfig{Seed: 3, Faults: []Fault{FaultLoss5, FaultDelay},
+		Calm: 1500 * time.Millisecond, Phase: 500 * time.Millisecond, Converge: 5 * time.Second, ReadPause: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(r.Summary())
+	h, f := r.Healthy, r.Faulty
+	// About two thirds of the time is healthy; without Calm, almost none.
+	if h.Propagation.N < (h.Propagation.N+f.Propagation.N)/3 || f.Propagation.N == 0 {
+		t.Errorf("healthy reads %d, faulty %d: want a third healthy at least", h.Propagation.N, f.Propagation.N)
+	}
+	if h.Propagation.N != r.HealthyReads || h.Propagation.N+f.Propagation.N != r.Reads-r.ReadErrors {
+		t.Errorf("phases hold %d+%d reads; %d healthy, %d successful", h.Propagation.N, f.Propagation.N, r.HealthyReads, r.Reads-r.ReadErrors)
+	}
+	if h.Write1s.N == 0 {
+		t.Errorf("no write judged at +1s in a healthy phase: %+v, %+v", h.Write1s, f.Write1s)
+	}
+	if r.Total() != 0 {
+		t.Errorf("violations %v: %+v", r.Violations, r.Details)
 	}
 }

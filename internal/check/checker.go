@@ -109,12 +109,115 @@ type Report struct {
 	// checker's "earlier read returned" floor is stricter and does not hold
 	// for log-fed groups today (seen in 2 of 5 TestProcessCampaignPostgres
 	// runs, on a killed holder's next incarnation).
-	ReadRegressions int        `json:"read_regressions,omitempty"`
-	Propagation     Dist       `json:"propagation"`
-	Converge        []Converge `json:"converge,omitempty"`
-	Loads           Loads      `json:"loads"`
+	ReadRegressions int `json:"read_regressions,omitempty"`
+	// PropagationBound is the tighter bound Healthy and Faulty count reads
+	// against besides MaxStaleness ([PropagationBound]).
+	PropagationBound time.Duration `json:"propagation_bound"`
+	// Healthy and Faulty are the nines of the reads that started, and of
+	// the writes whose window (commit to commit+1 s or +10 s) lay, outside
+	// every fault and convergence window (Healthy) or not (Faulty).
+	Healthy     PhaseNines `json:"healthy"`
+	Faulty      PhaseNines `json:"faulty"`
+	Propagation Dist       `json:"propagation"`
+	Converge    []Converge `json:"converge,omitempty"`
+	Loads       Loads      `json:"loads"`
 
-	windows []window // fault and convergence windows, by start
+	windows  []window // fault and convergence windows, by start
+	lastRead int64    // the latest start of a successful read (any key)
+}
+
+// PropagationBound is the bound within which a write's invalidation should
+// have reached every node on a healthy cluster: a read is beyond it when a
+// version newer than the one it returned had committed more than this long
+// before the read started.
+const PropagationBound = 100 * time.Millisecond
+
+// WriteBounds are the per-write figures' delays, Meta's: a write counts
+// against a delay when some node served a version older than it that long
+// (or longer) after it committed.
+var WriteBounds = [2]time.Duration{time.Second, 10 * time.Second}
+
+// Share is N reads or writes of which Beyond were beyond a bound, and its
+// nines: -log10(Beyond/N). With Beyond 0, Nines is log10(N), the most N
+// can show, and AtLeast says so.
+type Share struct {
+	N       int     `json:"n"`
+	Beyond  int     `json:"beyond"`
+	Nines   float64 `json:"nines"`
+	AtLeast bool    `json:"at_least,omitempty"`
+}
+
+func (s *Share) add(beyond bool) {
+	s.N++
+	if beyond {
+		s.Beyond++
+	}
+}
+
+func (s *Share) finish() {
+	switch {
+	case s.N == 0:
+		s.Nines, s.AtLeast = 0, false
+	case s.Beyond == 0:
+		s.Nines, s.AtLeast = math.Log10(float64(s.N)), true
+	default:
+		s.Nines, s.AtLeast = math.Log10(float64(s.N)/float64(s.Beyond)), false // not -log10: -0 when all are beyond
+	}
+}
+
+func (s Share) String() string {
+	if s.N == 0 {
+		return "0 of 0"
+	}
+	ge := ""
+	if s.AtLeast {
+		ge = ">="
+	}
+	return fmt.Sprintf("%d of %d beyond (%s%.2f nines)", s.Beyond, s.N, ge, s.Nines)
+}
+
+// PhaseNines are the nines of a phase (healthy or faulty), per read and per
+// write.
+type PhaseNines struct {
+	// Propagation and Bound are per successful read: beyond when a newer
+	// version than the one returned had committed more than
+	// PropagationBound (Bound: MaxStaleness) before the read started.
+	Propagation Share `json:"reads_propagation"`
+	Bound       Share `json:"reads_max_staleness"`
+	// Write1s and Write10s are per committed write, Meta's unit: the share
+	// of writes whose invalidation reached every node within the delay.
+	// A write is beyond when some node served a version older than it in
+	// a read that started more than 1 s (10 s) after the write committed.
+	// Only writes committed at least that long before the history's last
+	// read are counted; a write is in the healthy phase when no fault or
+	// convergence window overlaps commit..commit+delay.
+	Write1s  Share `json:"writes_1s"`
+	Write10s Share `json:"writes_10s"`
+}
+
+func (p *PhaseNines) finish() {
+	p.Propagation.finish()
+	p.Bound.finish()
+	p.Write1s.finish()
+	p.Write10s.finish()
+}
+
+func (p PhaseNines) String() string {
+	return fmt.Sprintf("reads: %s beyond %v, %s beyond MaxStaleness; writes a node served superseded: at +1s %s, at +10s %s",
+		p.Propagation, PropagationBound, p.Bound, p.Write1s, p.Write10s)
+}
+
+// Summary is a one-line account of the nines, healthy and faulty.
+func (r *Report) Summary() string {
+	return fmt.Sprintf("healthy %s | faulty %s", r.Healthy, r.Faulty)
+}
+
+// phase returns the nines of the phase of a read starting at t.
+func (r *Report) phase(troubled [][2]int64, t int64) *PhaseNines {
+	if cutIn(troubled, t) {
+		return &r.Faulty
+	}
+	return &r.Healthy
 }
 
 // window is a fault or a convergence after it, for [Report.ByFault].
@@ -173,7 +276,7 @@ type point struct {
 // Check verifies h. Its cost is O(n log n) for the sort by key and time, then
 // linear sweeps: no search over interleavings.
 func Check(h *History) Report {
-	r := Report{Params: h.Params, Violations: map[string]int{}}
+	r := Report{Params: h.Params, Violations: map[string]int{}, PropagationBound: PropagationBound}
 	byKey := map[string][]point{}
 	commits := map[string][]*Event{}     // per key, writes (by version, for staleness and G5)
 	cutoff := map[string][][2]int64{}    // per node, intervals it was cut off
@@ -198,6 +301,7 @@ func Check(h *History) Report {
 				continue
 			}
 			byKey[e.Key] = append(byKey[e.Key], point{e.Start, 0, e}, point{e.End, 1, e})
+			r.lastRead = max(r.lastRead, e.Start)
 		case KindWrite:
 			r.Ops++
 			r.Writes++
@@ -255,6 +359,8 @@ func Check(h *History) Report {
 		staleness = r.sweep(k, byKey[k], cs, cutoff, troubled, staleness)
 	}
 	r.Staleness = distOf(staleness)
+	r.Healthy.finish()
+	r.Faulty.finish()
 	switch {
 	case r.Reads-r.ReadErrors == 0:
 	case r.BeyondBound == 0:
@@ -359,7 +465,10 @@ func (r *Report) sweep(key string, pts []point, commits []*Event, cutoff map[str
 		if bound > 0 && st > bound {
 			r.BeyondBound++
 		}
-		if !cutIn(troubled, e.Start) {
+		ph := r.phase(troubled, e.Start)
+		ph.Propagation.add(st > PropagationBound)
+		ph.Bound.add(bound > 0 && st > bound)
+		if ph == &r.Healthy {
 			r.HealthyReads++
 			if bound > 0 && st > bound {
 				r.HealthyBeyondBound++
@@ -401,7 +510,59 @@ func (r *Report) sweep(key string, pts []point, commits []*Event, cutoff map[str
 			}
 		}
 	}
+	r.writeNines(pts, commits, troubled)
 	return staleness
+}
+
+// writeNines counts, per committed write of one key, whether some node
+// served a version older than it more than each of WriteBounds after it
+// committed (Meta's per-write unit). pts are the key's points in time order.
+func (r *Report) writeNines(pts []point, commits []*Event, troubled [][2]int64) {
+	// The key's successful reads in start order, and the lowest version
+	// returned by a read at or after each of them.
+	var starts []int64
+	var low []uint64
+	for _, p := range pts {
+		if p.rank == 0 {
+			starts = append(starts, p.at)
+			low = append(low, p.ev.Version)
+		}
+	}
+	for j := len(low) - 2; j >= 0; j-- {
+		low[j] = min(low[j], low[j+1])
+	}
+	for _, c := range commits {
+		if c.Version == 0 {
+			continue // a write that committed nothing
+		}
+		for b, d := range WriteBounds {
+			at := c.Commit + int64(d)
+			if at >= r.lastRead {
+				continue // the history does not reach that far: not judged
+			}
+			ph := &r.Healthy
+			if overlaps(troubled, c.Commit, at) {
+				ph = &r.Faulty
+			}
+			s := &ph.Write1s
+			if b == 1 {
+				s = &ph.Write10s
+			}
+			// The first read starting after at.
+			i, _ := slices.BinarySearch(starts, at+1)
+			s.add(i < len(low) && low[i] < c.Version)
+		}
+	}
+}
+
+// overlaps reports whether [from, to] meets one of the intervals.
+func overlaps(iv [][2]int64, from, to int64) bool {
+	for _, x := range iv {
+		if x[0] <= to && from <= x[1] {
+			return true
+		}
+	}
+	return false
 }
 
 // cutIn reports whether t falls in one of the intervals.

@@ -48,7 +48,7 @@ type backend[F ~string] interface {
 // plan is what drive runs: the schedule and the shape of the workload.
 type plan[F ~string] struct {
 	params   Params
-	faults   []F
+	faults   []F           // none: a healthy run of duration
 	duration time.Duration // repeat the schedule until this long has passed; 0 = one pass
 	calm     time.Duration // healthy time before each fault
 	converge time.Duration // how long convergence may take after a fault
@@ -111,7 +111,10 @@ func drive[F ~string](ctx context.Context, p plan[F], rec *Recorder, wg *sync.Wa
 
 	var err error
 	began := time.Now()
-	for pass := 0; pass == 0 || time.Since(began) < p.duration; pass++ {
+	if len(p.faults) == 0 { // a healthy run: the workload alone, for p.duration
+		err = sleepCtx(ctx, p.duration)
+	}
+	for pass := 0; len(p.faults) > 0 && (pass == 0 || time.Since(began) < p.duration); pass++ {
 		for _, f := range p.faults {
 			if ctx.Err() != nil {
 				break

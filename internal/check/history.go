@@ -88,10 +88,19 @@ type History struct {
 type Recorder struct {
 	start time.Time
 
-	// mu guards events.
+	// mu guards chunks and n. Events are kept in chunks of recChunk, so
+	// that Add never copies what was recorded: an append growing one slice
+	// of millions of events copied hundreds of MB under mu, and every
+	// goroutine recording (the nodes' observers applying invalidations
+	// among them) waited: a 110 ms stall of the whole workload in a 20 s
+	// healthy run, 4 reads staler than PropagationBound for it.
 	mu     sync.Mutex
-	events []Event
+	chunks [][]Event
+	n      int
 }
+
+// recChunk is how many events one chunk of a Recorder holds.
+const recChunk = 4096
 
 // NewRecorder returns a recorder whose clock starts now.
 func NewRecorder() *Recorder { return &Recorder{start: time.Now()} }
@@ -102,7 +111,12 @@ func (r *Recorder) Now() int64 { return int64(time.Since(r.start)) }
 // Add appends e.
 func (r *Recorder) Add(e Event) {
 	r.mu.Lock()
-	r.events = append(r.events, e)
+	if r.n%recChunk == 0 {
+		r.chunks = append(r.chunks, make([]Event, 0, recChunk))
+	}
+	c := &r.chunks[len(r.chunks)-1]
+	*c = append(*c, e)
+	r.n++
 	r.mu.Unlock()
 }
 
@@ -126,14 +140,18 @@ func (r *Recorder) Write(node, key string, version uint64, commit, start, end in
 func (r *Recorder) Len() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.events)
+	return r.n
 }
 
 // History returns a copy of what was recorded, with p.
 func (r *Recorder) History(p Params) *History {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return &History{Params: p, Events: append([]Event(nil), r.events...)}
+	events := make([]Event, 0, r.n)
+	for _, c := range r.chunks {
+		events = append(events, c...)
+	}
+	return &History{Params: p, Events: events}
 }
 
 func errString(err error) string {

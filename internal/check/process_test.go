@@ -225,8 +225,9 @@ func TestProcessLong(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// 12 s healthy before each fault: longer than the 10 s per-write figure.
 	r, h, err := RunProcessCampaign(ctx, ProcessConfig{Binary: bin, Dir: dir, Seed: 42, Duration: *processDuration,
-		ReadPause: 2 * time.Millisecond, LogLevel: *processLogLevel, Logger: testLogger(t)})
+		Calm: 12 * time.Second, ReadPause: 2 * time.Millisecond, LogLevel: *processLogLevel, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,6 +245,7 @@ func TestProcessLong(t *testing.T) {
 	}
 	t.Logf("with commits at the PUT's end: staleness %+v, beyond bound %d, nines %.2f", rl.Staleness, rl.BeyondBound, rl.Nines)
 	t.Logf("report and history in %s: %d ops, violations %v; convergence: %s", dir, r.Ops, r.Violations, convergeByFault(r))
+	t.Log(r.Summary())
 	if r.Total() != 0 {
 		t.Errorf("violations: %v; first: %+v", r.Violations, r.Details)
 	}
